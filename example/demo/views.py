@@ -1,0 +1,27 @@
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from active_users import api
+from active_users.conf import conf
+from active_users.exceptions import StoreUnavailable
+from active_users.permissions import has_api_permission
+
+
+def home(request: HttpRequest) -> HttpResponse:
+    context = {
+        "backend": settings.ACTIVE_USERS_BACKEND,
+        "key_expire": conf.KEY_EXPIRE,
+        "may_see_users": has_api_permission(request),
+    }
+    try:
+        context["counts"] = api.get_active_counts()
+        if context["may_see_users"]:
+            context["page"] = api.get_active_users_page(limit=100)
+    except StoreUnavailable:
+        context["store_down"] = True
+    return render(request, "demo/home.html", context)
+
+
+def article(request: HttpRequest, number: int) -> HttpResponse:
+    return render(request, "demo/article.html", {"number": number})

@@ -1,0 +1,56 @@
+"""Choosing the backend: ``ACTIVE_USERS_BACKEND``, else Redis when the default cache is Redis,
+else the database. One instance per process, rebuilt when a setting it depends on changes."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+from django.utils.module_loading import import_string
+
+from active_users.backends.base import BaseBackend, Counts, Page, Presence, is_redis_cache
+from active_users.conf import conf
+
+__all__ = ["BaseBackend", "Counts", "Page", "Presence", "backend_path", "get_backend"]
+
+ALIASES = {
+    "redis": "active_users.backends.redis.RedisBackend",
+    "database": "active_users.backends.database.DatabaseBackend",
+}
+
+_lock = threading.Lock()
+_backend: BaseBackend | None = None
+
+
+def backend_path() -> str:
+    name = conf.BACKEND
+    if not name:
+        default_cache = settings.CACHES.get("default", {})
+        name = "redis" if conf.REDIS_URL or is_redis_cache(default_cache) else "database"
+    return ALIASES.get(name, name)
+
+
+def get_backend() -> BaseBackend:
+    global _backend
+    backend = _backend
+    if backend is None:
+        with _lock:
+            if _backend is None:
+                _backend = import_string(backend_path())()
+            backend = _backend
+    return backend
+
+
+def reset_backend() -> None:
+    global _backend
+    with _lock:
+        _backend = None
+
+
+@receiver(setting_changed)
+def _setting_changed(*, setting: str, **kwargs: Any) -> None:
+    if setting.startswith("ACTIVE_USERS_") or setting in {"CACHES", "DATABASES", "SECRET_KEY"}:
+        reset_backend()

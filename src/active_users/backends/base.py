@@ -1,0 +1,138 @@
+"""The storage interface every backend implements."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from asgiref.sync import sync_to_async
+
+from active_users.conf import conf
+
+
+def is_redis_cache(cache: dict[str, Any]) -> bool:
+    """Whether a ``CACHES`` entry is a Redis cache (django-redis, Django's own, or alike)."""
+    return "redis" in str(cache.get("BACKEND", "")).lower()
+
+
+@dataclass(frozen=True, slots=True)
+class Presence:
+    """One thing that is active: a user's entry, or an anonymous visitor's session.
+
+    ``member`` is the entry's stored form (``entry.dump()``) for users and the hashed
+    session key for visitors; ``user_id`` is ``str(user.pk)``, empty for visitors.
+    """
+
+    member: str
+    user_id: str = ""
+
+    @property
+    def anonymous(self) -> bool:
+        return not self.user_id
+
+
+@dataclass(frozen=True, slots=True)
+class Counts:
+    entries: int
+    users: int
+    visitors: int
+
+
+@dataclass(slots=True)
+class Page:
+    """A page of active entries, newest first: ``(member, last_active_timestamp)`` pairs."""
+
+    items: list[tuple[str, float]] = field(default_factory=list)
+    next_cursor: str | None = None
+
+
+def encode_cursor(*values: Any) -> str:
+    raw = json.dumps(values, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, *types: type) -> tuple[Any, ...]:
+    """Decode a cursor made by :func:`encode_cursor`; ``ValueError`` if it is not one."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        values = json.loads(raw)
+    except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
+        raise ValueError("cursor is not one this server gave out") from exc
+    if (
+        not isinstance(values, list)
+        or len(values) != len(types)
+        or not all(isinstance(v, t) and not isinstance(v, bool) for v, t in zip(values, types))
+    ):
+        raise ValueError("cursor is not one this server gave out")
+    return tuple(values)
+
+
+class BaseBackend:
+    """Where active entries live.
+
+    Subclasses implement the sync methods; the ``a*`` twins run them in a thread unless a
+    backend has native async calls. Times are UNIX timestamps (``time.time()``); an entry
+    is active while ``now - last_touch < ACTIVE_USERS_KEY_EXPIRE``.
+    """
+
+    def touch(self, presence: Presence, now: float | None = None) -> None:
+        """Mark ``presence`` active at ``now``, creating it if needed."""
+        raise NotImplementedError
+
+    def counts(self, now: float | None = None) -> Counts:
+        """Active entries, distinct active users and active anonymous visitors."""
+        raise NotImplementedError
+
+    def count(self, now: float | None = None) -> int:
+        """Active entries of authenticated users."""
+        return self.counts(now).entries
+
+    def page(self, limit: int, cursor: str | None = None, now: float | None = None) -> Page:
+        """Up to ``limit`` active entries, newest first, from ``cursor`` on."""
+        raise NotImplementedError
+
+    def members(self, now: float | None = None) -> list[str]:
+        """Every active entry, newest first."""
+        raise NotImplementedError
+
+    def remove(self, presence: Presence) -> None:
+        """Forget ``presence`` at once."""
+        raise NotImplementedError
+
+    def clear(self) -> None:
+        """Forget everything this backend stored, and nothing else."""
+        raise NotImplementedError
+
+    def clear_expired(self, now: float | None = None) -> int:
+        """Delete entries that are no longer active; return how many went."""
+        return 0
+
+    async def atouch(self, presence: Presence, now: float | None = None) -> None:
+        await sync_to_async(self.touch)(presence, now)
+
+    async def acounts(self, now: float | None = None) -> Counts:
+        return await sync_to_async(self.counts)(now)
+
+    async def acount(self, now: float | None = None) -> int:
+        return (await self.acounts(now)).entries
+
+    async def apage(self, limit: int, cursor: str | None = None, now: float | None = None) -> Page:
+        return await sync_to_async(self.page)(limit, cursor, now)
+
+    async def amembers(self, now: float | None = None) -> list[str]:
+        return await sync_to_async(self.members)(now)
+
+    async def aremove(self, presence: Presence) -> None:
+        await sync_to_async(self.remove)(presence)
+
+    async def aclear(self) -> None:
+        await sync_to_async(self.clear)()
+
+    @staticmethod
+    def cutoff(now: float | None) -> float:
+        """The oldest touch time that still counts as active."""
+        return (time.time() if now is None else now) - conf.KEY_EXPIRE

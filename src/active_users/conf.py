@@ -1,0 +1,124 @@
+"""Settings of the package, read from ``django.conf.settings`` on every access.
+
+Nothing is copied at import time, so ``override_settings`` works everywhere and the
+defaults live here, never in the project's settings.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+from django.utils.module_loading import import_string
+
+if TYPE_CHECKING:
+    from active_users.keys import AbstractActiveUserEntry
+
+# Substrings of user agents that announce a crawler, a monitor or a link preview.
+DEFAULT_BOT_PATTERN = (
+    r"bot\b|bot/|spider|crawl|slurp|facebookexternalhit|embedly|pingdom|uptimerobot|"
+    r"lighthouse|bingpreview|scrapy|curl/|wget/"
+)
+
+
+@functools.lru_cache(maxsize=16)
+def _import(path: str) -> Any:
+    return import_string(path)
+
+
+@functools.lru_cache(maxsize=16)
+def _compile_any(patterns: tuple[str, ...]) -> re.Pattern[str] | None:
+    if not patterns:
+        return None
+    return re.compile("|".join(f"(?:{p})" for p in patterns))
+
+
+class Settings:
+    """Typed view of the ``ACTIVE_USERS_*`` settings; see the README for each one."""
+
+    def _get(self, name: str, default: Any) -> Any:
+        return getattr(settings, f"ACTIVE_USERS_{name}", default)
+
+    @property
+    def KEY_EXPIRE(self) -> int:
+        return int(self._get("KEY_EXPIRE", 20))
+
+    @property
+    def KEY_CLASS(self) -> type[AbstractActiveUserEntry]:
+        value = self._get("KEY_CLASS", "active_users.keys.ActiveUserEntry")
+        return _import(value) if isinstance(value, str) else value  # type: ignore[no-any-return]
+
+    @property
+    def EXCLUDE_URL_PATTERNS(self) -> Sequence[str]:
+        return tuple(self._get("EXCLUDE_URL_PATTERNS", ()) or ())
+
+    @property
+    def exclude_url_regex(self) -> re.Pattern[str] | None:
+        """All excluded URL patterns as one compiled regex, compiled once per value."""
+        return _compile_any(tuple(self.EXCLUDE_URL_PATTERNS))
+
+    @property
+    def TOUCH_INTERVAL(self) -> float:
+        value = self._get("TOUCH_INTERVAL", None)
+        return self.KEY_EXPIRE / 4 if value is None else float(value)
+
+    @property
+    def BACKEND(self) -> str | None:
+        return self._get("BACKEND", None)  # type: ignore[no-any-return]
+
+    @property
+    def REDIS_URL(self) -> str | None:
+        return self._get("REDIS_URL", None)  # type: ignore[no-any-return]
+
+    @property
+    def REDIS_TIMEOUT(self) -> float:
+        return float(self._get("REDIS_TIMEOUT", 0.25))
+
+    @property
+    def KEY_PREFIX(self) -> str:
+        return str(self._get("KEY_PREFIX", "active_users"))
+
+    @property
+    def DATABASE(self) -> str:
+        return str(self._get("DATABASE", "default"))
+
+    @property
+    def API_PERMISSION(self) -> str | Callable[..., bool]:
+        return self._get("API_PERMISSION", "staff")  # type: ignore[no-any-return]
+
+    @property
+    def TRACK_ANONYMOUS(self) -> bool:
+        return bool(self._get("TRACK_ANONYMOUS", False))
+
+    @property
+    def EXCLUDE_USERS(self) -> Sequence[str | Callable[..., bool]]:
+        value = self._get("EXCLUDE_USERS", ())
+        return (value,) if isinstance(value, str) or callable(value) else tuple(value)
+
+    @property
+    def EXCLUDE_BOTS(self) -> bool:
+        return bool(self._get("EXCLUDE_BOTS", True))
+
+    @property
+    def bot_regex(self) -> re.Pattern[str] | None:
+        if not self.EXCLUDE_BOTS:
+            return None
+        pattern = self._get("BOT_USER_AGENT_PATTERN", DEFAULT_BOT_PATTERN)
+        return _compile_any((f"(?i:{pattern})",))
+
+    @property
+    def TRUSTED_PROXIES(self) -> Sequence[str]:
+        return tuple(self._get("TRUSTED_PROXIES", ()))
+
+    @property
+    def FAILURE_COOLDOWN(self) -> float:
+        return float(self._get("FAILURE_COOLDOWN", 5.0))
+
+    def import_callable(self, value: str | Callable[..., Any]) -> Callable[..., Any]:
+        return _import(value) if isinstance(value, str) else value  # type: ignore[no-any-return]
+
+
+conf = Settings()

@@ -1,0 +1,63 @@
+"""What the package reads from a request: the client's IP and a safe session identifier."""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+from typing import TYPE_CHECKING
+
+from django.utils.crypto import salted_hmac
+
+from active_users.conf import conf
+
+if TYPE_CHECKING:
+    from django.http import HttpRequest
+
+_Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def hash_session_key(session_key: str | None) -> str:
+    """A keyed hash of a session key: stable for the session, useless to hijack it."""
+    if not session_key:
+        return ""
+    return salted_hmac("active_users.session", session_key, algorithm="sha256").hexdigest()[:32]
+
+
+def _parse_ip(value: str) -> str | None:
+    try:
+        return str(ipaddress.ip_address(value.strip().split("%")[0]))
+    except ValueError:
+        return None
+
+
+@functools.lru_cache(maxsize=8)
+def _networks(proxies: tuple[str, ...]) -> tuple[_Network, ...]:
+    return tuple(ipaddress.ip_network(p, strict=False) for p in proxies)
+
+
+def _is_trusted(ip: str, networks: tuple[_Network, ...]) -> bool:
+    address = ipaddress.ip_address(ip)
+    return any(address in network for network in networks)
+
+
+def get_client_ip(request: HttpRequest) -> str | None:
+    """The client's address.
+
+    ``REMOTE_ADDR``, unless it is one of ``ACTIVE_USERS_TRUSTED_PROXIES``: then the
+    right-most address of ``X-Forwarded-For`` that is not a trusted proxy. Anyone can
+    write ``X-Forwarded-For``, so it is never believed from an untrusted peer.
+    """
+    remote = _parse_ip(request.META.get("REMOTE_ADDR", ""))
+    if remote is None or not conf.TRUSTED_PROXIES:
+        return remote
+    networks = _networks(tuple(conf.TRUSTED_PROXIES))
+    if not _is_trusted(remote, networks):
+        return remote
+    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+    for candidate in reversed(forwarded.split(",")):
+        ip = _parse_ip(candidate)
+        if ip is None:
+            return remote
+        if not _is_trusted(ip, networks):
+            return ip
+    return remote

@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.db import connection
+from django.test import override_settings
+
+from active_users.backends import get_backend
+from active_users.tracking import tracker
+from tests.redis_server import RedisServer, reachable
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """``REDIS_URL`` if set, else the Redis on 127.0.0.1:6379, else a throwaway redis-server."""
+    url = os.environ.get("REDIS_URL")
+    if url:
+        if not reachable(url):
+            pytest.fail(f"REDIS_URL={url} does not answer")
+        yield url
+        return
+    if reachable("redis://127.0.0.1:6379/0"):
+        yield "redis://127.0.0.1:6379/0"
+        return
+    server = RedisServer()
+    yield server.url
+    server.close()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_tracker() -> Iterator[None]:
+    tracker.forget()
+    tracker.breaker.failing = False
+    yield
+    tracker.forget()
+
+
+@pytest.fixture
+def redis_settings(redis_url: str) -> Iterator[dict[str, object]]:
+    """Settings for the Redis backend under a key prefix of this test's own."""
+    values = {
+        "ACTIVE_USERS_BACKEND": "redis",
+        "ACTIVE_USERS_REDIS_URL": redis_url,
+        "ACTIVE_USERS_KEY_PREFIX": f"test-{uuid.uuid4().hex[:12]}",
+    }
+    with override_settings(**values):
+        yield values
+        get_backend().clear()
+
+
+@pytest.fixture(params=["database", "redis"])
+def backend_name(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Runs a test once per backend, with that backend configured."""
+    if request.param == "redis":
+        request.getfixturevalue("redis_settings")
+    else:
+        request.getfixturevalue("db")
+        stack = override_settings(ACTIVE_USERS_BACKEND="database")
+        stack.enable()
+        request.addfinalizer(stack.disable)
+    yield request.param
+
+
+@pytest.fixture
+def make_user(db: None):  # type: ignore[no-untyped-def]
+    counter = iter(range(1_000_000))
+
+    def make(username: str | None = None, **fields: object):  # type: ignore[no-untyped-def]
+        name = username if username is not None else f"user{next(counter)}"
+        return get_user_model().objects.create_user(username=name, password="pw", **fields)
+
+    return make
+
+
+@pytest.fixture
+def vendor() -> str:
+    return connection.vendor

@@ -1,0 +1,134 @@
+"""The storage contract, run against every backend (see the ``backend_name`` fixture)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.db import connections
+
+from active_users.backends import BaseBackend, Presence, get_backend
+
+
+def entry(n: int, user: int | None = None) -> Presence:
+    return Presence(
+        f'["{user if user is not None else n}","s{n}","127.0.0.1","u{n}"]',
+        str(user if user is not None else n),
+    )
+
+
+@pytest.fixture
+def backend(backend_name: str) -> BaseBackend:
+    return get_backend()
+
+
+def test_a_touched_entry_is_counted_and_listed(backend: BaseBackend) -> None:
+    backend.touch(entry(1))
+    assert backend.count() == 1
+    assert backend.members() == [entry(1).member]
+
+
+def test_touching_the_same_entry_again_keeps_one_entry(backend: BaseBackend) -> None:
+    backend.touch(entry(1))
+    backend.touch(entry(1))
+    assert backend.counts().entries == 1
+
+
+def test_two_sessions_of_one_user_are_two_entries_and_one_distinct_user(
+    backend: BaseBackend,
+) -> None:
+    backend.touch(entry(1, user=7))
+    backend.touch(entry(2, user=7))
+    backend.touch(entry(3, user=8))
+    counts = backend.counts()
+    assert (counts.entries, counts.users, counts.visitors) == (3, 2, 0)
+
+
+def test_visitors_are_counted_apart_from_users(backend: BaseBackend) -> None:
+    backend.touch(entry(1))
+    backend.touch(Presence("visitor-hash-a"))
+    backend.touch(Presence("visitor-hash-b"))
+    counts = backend.counts()
+    assert (counts.entries, counts.users, counts.visitors) == (1, 1, 2)
+    assert backend.members() == [entry(1).member]
+
+
+def test_an_entry_older_than_key_expire_is_not_counted(backend: BaseBackend) -> None:
+    now = time.time()
+    backend.touch(entry(1), now=now - 21)
+    backend.touch(entry(2), now=now - 19)
+    backend.touch(Presence("old-visitor"), now=now - 30)
+    assert backend.count(now=now) == 1
+    assert backend.counts(now=now).visitors == 0
+    assert backend.members(now=now) == [entry(2).member]
+    assert backend.page(10, now=now).items[0][0] == entry(2).member
+
+
+def test_pages_walk_every_active_entry_once_newest_first(backend: BaseBackend) -> None:
+    now = time.time()
+    # 250 entries, in groups of 7 sharing one timestamp, to cross page edges inside a tie.
+    for n in range(250):
+        backend.touch(entry(n), now=now - 10 + (n // 7) * 0.01)
+    seen: list[tuple[str, float]] = []
+    cursor = None
+    pages = 0
+    while True:
+        page = backend.page(100, cursor, now=now)
+        seen.extend(page.items)
+        pages += 1
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    assert pages == 3
+    assert sorted(m for m, _ in seen) == sorted(entry(n).member for n in range(250))
+    stamps = [s for _, s in seen]
+    assert stamps == sorted(stamps, reverse=True)
+
+
+def test_a_cursor_that_was_not_given_out_is_refused(backend: BaseBackend) -> None:
+    with pytest.raises(ValueError, match="cursor"):
+        backend.page(10, "not-a-cursor")
+
+
+def test_remove_forgets_at_once(backend: BaseBackend) -> None:
+    backend.touch(entry(1))
+    backend.touch(entry(2))
+    backend.remove(entry(1))
+    assert backend.members() == [entry(2).member]
+
+
+def test_clear_empties_the_store(backend: BaseBackend) -> None:
+    backend.touch(entry(1))
+    backend.touch(Presence("visitor"))
+    backend.clear()
+    assert backend.counts().entries == backend.counts().visitors == 0
+
+
+def test_clear_expired_deletes_only_expired_entries(backend: BaseBackend) -> None:
+    now = time.time()
+    backend.touch(entry(1), now=now - 60)
+    backend.touch(entry(2), now=now)
+    backend.clear_expired(now=now)
+    assert backend.members(now=now - 100) == [entry(2).member]
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_async_twins_answer_like_the_sync_methods(backend: BaseBackend) -> None:
+    await backend.atouch(entry(1, user=5))
+    await backend.atouch(entry(2, user=5))
+    await backend.atouch(Presence("visitor"))
+    counts = await backend.acounts()
+    assert (counts.entries, counts.users, counts.visitors) == (2, 1, 1)
+    assert await backend.acount() == 2
+    assert sorted(await backend.amembers()) == sorted([entry(1, 5).member, entry(2, 5).member])
+    first = await backend.apage(1)
+    second = await backend.apage(1, first.next_cursor)
+    assert {first.items[0][0], second.items[0][0]} == {entry(1, 5).member, entry(2, 5).member}
+    await backend.aremove(entry(1, user=5))
+    assert await backend.acount() == 1
+    await backend.aclear()
+    assert await backend.acount() == 0
+    if hasattr(backend, "aclose"):
+        await backend.aclose()
+    await sync_to_async(connections.close_all)()

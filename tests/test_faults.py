@@ -1,0 +1,82 @@
+"""A store that is down, refuses or stalls never breaks the site."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import pytest
+from django.test import Client, override_settings
+
+from active_users import api
+from active_users.exceptions import StoreUnavailable
+from tests.redis_server import RedisServer, free_port
+
+
+@pytest.fixture
+def own_redis():  # type: ignore[no-untyped-def]
+    server = RedisServer()
+    with override_settings(
+        ACTIVE_USERS_BACKEND="redis",
+        ACTIVE_USERS_REDIS_URL=server.url,
+        ACTIVE_USERS_FAILURE_COOLDOWN=0.5,
+    ):
+        yield server
+    server.close()
+
+
+def warnings_of(caplog) -> list[str]:  # type: ignore[no-untyped-def]
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "active_users" and r.levelno == logging.WARNING
+    ]
+
+
+def test_requests_are_served_when_redis_refuses_connections(make_user, caplog) -> None:
+    with override_settings(
+        ACTIVE_USERS_BACKEND="redis", ACTIVE_USERS_REDIS_URL=f"redis://127.0.0.1:{free_port()}/0"
+    ):
+        for _ in range(3):
+            browser = Client()
+            browser.force_login(make_user())
+            assert browser.get("/page/").status_code == 200
+        failures = [m for m in warnings_of(caplog) if "failed" in m]
+        assert len(failures) == 1  # one warning per outage, not per request
+        with pytest.raises(StoreUnavailable):
+            api.get_active_users_count()
+        staff = Client()
+        staff.force_login(make_user(is_staff=True))
+        response = staff.get("/active-users/active-users-info/")
+        assert response.status_code == 503
+        assert "not answering" in response.json()["error"]
+
+
+@pytest.mark.slow
+def test_a_paused_redis_does_not_stall_requests_and_tracking_resumes(
+    own_redis, make_user, caplog
+) -> None:
+    browser = Client()
+    browser.force_login(make_user("patient"))
+    own_redis.client().execute_command("CLIENT", "PAUSE", "3000", "ALL")
+    started = time.monotonic()
+    for _ in range(5):
+        assert browser.get("/page/").status_code == 200
+    stalled = time.monotonic() - started
+    assert stalled < 2.0, f"5 requests took {stalled:.2f}s against a paused Redis"
+    time.sleep(3.2)  # pause over, cool-down over
+    browser.get("/page/")
+    assert [d["username"] for d in api.get_active_users()] == ["patient"]
+    assert any("answers again" in m for m in warnings_of(caplog))
+
+
+@pytest.mark.slow
+def test_tracking_resumes_after_redis_restarts(own_redis, make_user) -> None:
+    browser = Client()
+    browser.force_login(make_user("comeback"))
+    own_redis.stop()
+    assert browser.get("/page/").status_code == 200
+    own_redis.start()
+    time.sleep(0.6)  # past the cool-down
+    assert browser.get("/page/").status_code == 200
+    assert api.get_active_users_count() == 1

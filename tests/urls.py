@@ -1,0 +1,11 @@
+from django.urls import include, path
+
+from tests import views
+
+urlpatterns = [
+    path("active-users/", include("active_users.api.urls")),
+    path("page/", views.page),
+    path("async-page/", views.async_page),
+    path("token-page/", views.token_page),
+    path("excluded/health/", views.page),
+]
