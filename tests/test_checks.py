@@ -85,5 +85,5 @@ def test_clear_expired_command_reports_what_it_deleted(capsys) -> None:  # type:
     get_backend().touch(Presence('["1"]', "1"), now=time.time() - 3600)
     get_backend().touch(Presence('["2"]', "2"))
     call_command("active_users_clear_expired")
-    assert "Deleted 1 expired entries." in capsys.readouterr().out
+    assert "Deleted 2 expired records." in capsys.readouterr().out  # the entry, its user
     assert get_backend().count() == 1

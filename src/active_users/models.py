@@ -4,8 +4,17 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 
+class Kind(models.IntegerChoices):
+    # An integer, not a boolean: ``kind = 0`` is an index equality everywhere, while
+    # ``NOT anonymous`` is not on SQLite.
+    ENTRY = 0, _("user session")
+    VISITOR = 1, _("anonymous visitor")
+    USER = 2, _("user")
+
+
 class ActiveEntry(models.Model):
-    """A live entry of the database backend: one row per active session entry or visitor.
+    """A row of the database backend: an active entry (a user's session), an anonymous
+    visitor, or a user (one row per user, for counting distinct users by index).
 
     Rows are upserted on ``key`` and counted by ``touched``; rows older than
     ``ACTIVE_USERS_KEY_EXPIRE`` are never counted and are deleted by
@@ -14,7 +23,7 @@ class ActiveEntry(models.Model):
 
     id = models.BigAutoField(primary_key=True)
     key = models.CharField(_("key"), max_length=40, unique=True)
-    anonymous = models.BooleanField(_("anonymous"), default=False)
+    kind = models.PositiveSmallIntegerField(_("kind"), choices=Kind.choices, default=Kind.ENTRY)
     user_key = models.CharField(_("user id"), max_length=255, blank=True)
     data = models.TextField(_("data"))
     touched = models.DateTimeField(_("last active"))
@@ -23,7 +32,7 @@ class ActiveEntry(models.Model):
         verbose_name = _("active entry")
         verbose_name_plural = _("active entries")
         indexes = [
-            models.Index(fields=["anonymous", "touched", "id"], name="active_users_live_idx"),
+            models.Index(fields=["kind", "touched", "id"], name="active_users_live_idx"),
         ]
 
     def __str__(self) -> str:

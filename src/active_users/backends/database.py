@@ -1,6 +1,6 @@
-"""Database backend: one row per entry, upserted on each touch, counted by time.
+"""Database backend: rows for entries, users and visitors, upserted on touch, counted by time.
 
-Counting and paging are range scans of the ``(anonymous, touched, id)`` index. Pages use
+Counting and paging are range scans of the ``(kind, touched, id)`` index. Pages use
 keyset pagination on ``(touched, id)``, so a deep page costs what the first one does.
 """
 
@@ -9,12 +9,12 @@ from __future__ import annotations
 import hashlib
 import time
 from datetime import datetime, timezone
+from typing import Any
 
 from django.apps import apps
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
-from django.db.models import Q
 
 from active_users.backends.base import (
     BaseBackend,
@@ -25,11 +25,6 @@ from active_users.backends.base import (
     encode_cursor,
 )
 from active_users.conf import conf
-
-
-def _key(presence: Presence) -> str:
-    kind = b"v" if presence.anonymous else b"u"
-    return hashlib.blake2b(kind + presence.member.encode(), digest_size=20).hexdigest()
 
 
 def _datetime(timestamp: float) -> datetime:
@@ -53,40 +48,46 @@ class DatabaseBackend(BaseBackend):
                 "'active_users' to INSTALLED_APPS and run migrate, or use the Redis "
                 "backend (ACTIVE_USERS_BACKEND = 'redis')."
             )
-        from active_users.models import ActiveEntry
+        from active_users.models import ActiveEntry, Kind
 
         self.model = ActiveEntry
+        self.kind = Kind
         self.alias = conf.DATABASE
 
     @property
     def objects(self):  # type: ignore[no-untyped-def]
         return self.model.objects.using(self.alias)
 
+    def _row(self, kind: int, member: str, user_id: str, touched: datetime):  # type: ignore[no-untyped-def]
+        digest = hashlib.blake2b(f"{kind}:{member}".encode(), digest_size=20).hexdigest()
+        return self.model(key=digest, kind=kind, user_key=user_id, data=member, touched=touched)
+
+    def _rows(self, presence: Presence, touched: datetime) -> list[Any]:
+        if presence.anonymous:
+            return [self._row(self.kind.VISITOR, presence.member, "", touched)]
+        return [
+            self._row(self.kind.ENTRY, presence.member, presence.user_id, touched),
+            self._row(self.kind.USER, presence.user_id, presence.user_id, touched),
+        ]
+
     def touch(self, presence: Presence, now: float | None = None) -> None:
-        row = self.model(
-            key=_key(presence),
-            anonymous=presence.anonymous,
-            user_key=presence.user_id,
-            data=presence.member,
-            touched=_datetime(time.time() if now is None else now),
-        )
+        rows = self._rows(presence, _datetime(time.time() if now is None else now))
         with_target = connections[self.alias].features.supports_update_conflicts_with_target
         self.objects.bulk_create(
-            [row],
+            rows,
             update_conflicts=True,
             unique_fields=["key"] if with_target else None,
             update_fields=["touched"],
         )
 
-    def _live(self, now: float | None, anonymous: bool = False):  # type: ignore[no-untyped-def]
-        return self.objects.filter(anonymous=anonymous, touched__gt=_datetime(self.cutoff(now)))
+    def _live(self, now: float | None, kind: int = 0):  # type: ignore[no-untyped-def]
+        return self.objects.filter(kind=kind, touched__gt=_datetime(self.cutoff(now)))
 
     def counts(self, now: float | None = None) -> Counts:
-        live = self._live(now)
         return Counts(
-            entries=live.count(),
-            users=live.values("user_key").distinct().count(),
-            visitors=self._live(now, anonymous=True).count(),
+            entries=self._live(now, self.kind.ENTRY).count(),
+            users=self._live(now, self.kind.USER).count(),
+            visitors=self._live(now, self.kind.VISITOR).count(),
         )
 
     def count(self, now: float | None = None) -> int:
@@ -100,7 +101,8 @@ class DatabaseBackend(BaseBackend):
                 moment = datetime.fromisoformat(stamp)
             except ValueError:
                 raise ValueError("cursor is not one this server gave out") from None
-            rows = rows.filter(Q(touched__lt=moment) | Q(touched=moment, id__lt=last_id))
+            # "before the cursor" as a range on touched (index-friendly) minus the tie.
+            rows = rows.filter(touched__lte=moment).exclude(touched=moment, id__gte=last_id)
         found = list(rows.values_list("data", "touched", "id")[: limit + 1])
         page = Page(items=[(data, _timestamp(touched)) for data, touched, _ in found[:limit]])
         if len(found) > limit:
@@ -112,7 +114,7 @@ class DatabaseBackend(BaseBackend):
         return list(self._live(now).order_by("-touched", "-id").values_list("data", flat=True))
 
     def remove(self, presence: Presence) -> None:
-        self.objects.filter(key=_key(presence)).delete()
+        self.objects.filter(key=self._rows(presence, _datetime(0))[0].key).delete()
 
     def clear(self) -> None:
         self.objects.all().delete()

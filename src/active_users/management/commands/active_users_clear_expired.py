@@ -15,4 +15,4 @@ class Command(BaseCommand):
             deleted = get_backend().clear_expired()
         except Exception as exc:
             raise CommandError(f"The active users store failed: {exc}") from exc
-        self.stdout.write(f"Deleted {deleted} expired entries.")
+        self.stdout.write(f"Deleted {deleted} expired records.")
