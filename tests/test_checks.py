@@ -82,7 +82,7 @@ def test_clear_expired_command_reports_what_it_deleted(capsys) -> None:  # type:
 
     from active_users.backends import Presence
 
-    get_backend().touch(Presence('["1"]', "1"), now=time.time() - 3600)
+    get_backend().touch(Presence('["1"]', "1"), now=time.time() - 86400)
     get_backend().touch(Presence('["2"]', "2"))
     call_command("active_users_clear_expired")
     assert "Deleted 2 expired records." in capsys.readouterr().out  # the entry, its user

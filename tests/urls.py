@@ -1,8 +1,12 @@
+from django.contrib import admin
+from django.contrib.auth.views import LogoutView
 from django.urls import include, path
 
 from tests import views
 
 urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("logout/", LogoutView.as_view()),
     path("active-users/", include("active_users.api.urls")),
     path("page/", views.page),
     path("async-page/", views.async_page),

@@ -11,3 +11,14 @@ class ActiveUsersConfig(AppConfig):
 
     def ready(self) -> None:
         from active_users import checks  # noqa: F401  (registers the checks)
+        from active_users.tracking import connect_signals
+
+        connect_signals()
+        from django.apps import apps
+
+        from active_users.conf import conf
+
+        if conf.ADMIN and apps.is_installed("django.contrib.admin"):
+            from active_users.admin import extend_user_admin
+
+            extend_user_admin()

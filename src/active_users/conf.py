@@ -117,6 +117,35 @@ class Settings:
     def FAILURE_COOLDOWN(self) -> float:
         return float(self._get("FAILURE_COOLDOWN", 5.0))
 
+    @property
+    def LAST_SEEN(self) -> bool:
+        """Keep last-seen times in the database (needs the app installed)."""
+        from django.apps import apps
+
+        return bool(self._get("LAST_SEEN", True)) and apps.is_installed("active_users")
+
+    @property
+    def LAST_SEEN_INTERVAL(self) -> float:
+        return float(self._get("LAST_SEEN_INTERVAL", 60))
+
+    @property
+    def ONLINE_AFTER(self) -> float:
+        return float(self._get("ONLINE_AFTER", 300))
+
+    @property
+    def IDLE_AFTER(self) -> float:
+        return float(self._get("IDLE_AFTER", 900))
+
+    @property
+    def ADMIN(self) -> bool:
+        return bool(self._get("ADMIN", True))
+
+    @property
+    def users_retention(self) -> float:
+        """How long the live store remembers a user's last touch: long enough to tell
+        online, idle and offline apart, and to outlive a missed last-seen flush."""
+        return max(self.KEY_EXPIRE, self.IDLE_AFTER, 3 * self.LAST_SEEN_INTERVAL)
+
     def import_callable(self, value: str | Callable[..., Any]) -> Callable[..., Any]:
         return _import(value) if isinstance(value, str) else value  # type: ignore[no-any-return]
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 
 from active_users.backends import get_backend
-from active_users.tracking import tracker
+from active_users.tracking import connect_signals, tracker
 
 if TYPE_CHECKING:
     from django.http import HttpRequest, HttpResponseBase
@@ -33,6 +33,7 @@ class ActiveUsersSessionMiddleware:
         if self.async_mode:
             markcoroutinefunction(self)
         get_backend()  # configuration errors show at start-up, not on the first request
+        connect_signals()
 
     def __call__(self, request: HttpRequest) -> HttpResponseBase | Awaitable[HttpResponseBase]:
         if self.async_mode:

@@ -1,6 +1,10 @@
 from __future__ import annotations
 
+from datetime import timedelta
+
+from django.conf import settings
 from django.db import models
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 
@@ -10,6 +14,7 @@ class Kind(models.IntegerChoices):
     ENTRY = 0, _("user session")
     VISITOR = 1, _("anonymous visitor")
     USER = 2, _("user")
+    MARK = 3, _("bookkeeping")
 
 
 class ActiveEntry(models.Model):
@@ -33,7 +38,47 @@ class ActiveEntry(models.Model):
         verbose_name_plural = _("active entries")
         indexes = [
             models.Index(fields=["kind", "touched", "id"], name="active_users_live_idx"),
+            models.Index(fields=["user_key"], name="active_users_user_idx"),
         ]
 
     def __str__(self) -> str:
         return self.data
+
+
+class LastSeen(models.Model):
+    """When each user was last active: one row per user, written in batches at most once
+    per ``ACTIVE_USERS_LAST_SEEN_INTERVAL`` seconds, never once per request."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="active_users_last_seen",
+        verbose_name=_("user"),
+    )
+    last_activity = models.DateTimeField(_("last seen"), db_index=True)
+
+    class Meta:
+        verbose_name = _("last seen")
+        verbose_name_plural = _("last seen")
+        ordering = ["-last_activity"]
+
+    def __str__(self) -> str:
+        return f"{self.user} {self.last_activity:%Y-%m-%d %H:%M:%S}"
+
+    @classmethod
+    def get_user_activities(
+        cls, time_delta: timedelta = timedelta(minutes=15)
+    ) -> models.QuerySet[LastSeen]:
+        """Rows of users active within ``time_delta``, newest first (django-online-users)."""
+        since = timezone.now() - time_delta
+        return cls.objects.filter(last_activity__gte=since).order_by("-last_activity")
+
+
+class OnlineUserActivity(LastSeen):
+    """django-online-users' model name: ``OnlineUserActivity.get_user_activities()``."""
+
+    class Meta:
+        proxy = True
+        verbose_name = _("online user activity")
+        verbose_name_plural = _("online user activities")

@@ -23,6 +23,7 @@ from active_users.backends import Presence, get_backend
 from active_users.conf import conf
 from active_users.exceptions import StoreUnavailable
 from active_users.requests import hash_session_key
+from active_users.signals import user_became_active
 
 if TYPE_CHECKING:
     from django.http import HttpRequest
@@ -120,6 +121,9 @@ class Tracker:
         last = self._written.get((presence.user_id, presence.member))
         return last is None or time.monotonic() - last >= conf.TOUCH_INTERVAL
 
+    def forget_presence(self, presence: Presence) -> None:
+        self._written.pop((presence.user_id, presence.member), None)
+
     def _wrote(self, presence: Presence) -> None:
         if len(self._written) >= MAX_REMEMBERED:
             self._written.clear()
@@ -128,15 +132,22 @@ class Tracker:
     def _pending(self, presence: Presence | None) -> bool:
         return presence is not None and self._due(presence) and self.breaker.allows()
 
-    @contextmanager
-    def _writing(self, presence: Presence) -> Iterator[None]:
-        try:
-            yield
-        except Exception as exc:
-            self.breaker.failed(exc)
-            return
+    def _failed(self, exc: Exception) -> None:
+        self.breaker.failed(exc)
+
+    def _done(self, request: HttpRequest, presence: Presence, returning: bool) -> None:
+        from active_users.last_seen import flusher
+
         self.breaker.succeeded()
         self._wrote(presence)
+        if returning:
+            user = request.user
+            for receiver, result in user_became_active.send_robust(
+                sender=type(user), user=user, request=request
+            ):
+                if isinstance(result, Exception):
+                    logger.error("active_users: %r failed", receiver, exc_info=result)
+        flusher.maybe_flush()
 
     def track(self, request: HttpRequest) -> None:
         """Record ``request``; never raises."""
@@ -145,9 +156,14 @@ class Tracker:
         except Exception:
             logger.exception("active_users: could not build the entry for %s", request.path)
             return
-        if presence is not None and self._pending(presence):
-            with self._writing(presence):
-                get_backend().touch(presence)
+        if presence is None or not self._pending(presence):
+            return
+        try:
+            returning = get_backend().touch(presence)
+        except Exception as exc:
+            self._failed(exc)
+            return
+        self._done(request, presence, returning)
 
     async def atrack(self, request: HttpRequest) -> None:
         """Async twin of :meth:`track`."""
@@ -159,9 +175,17 @@ class Tracker:
         except Exception:
             logger.exception("active_users: could not build the entry for %s", request.path)
             return
-        if presence is not None and self._pending(presence):
-            with self._writing(presence):
-                await get_backend().atouch(presence)
+        if presence is None or not self._pending(presence):
+            return
+        try:
+            returning = await get_backend().atouch(presence)
+        except Exception as exc:
+            self._failed(exc)
+            return
+        if returning:  # receivers are sync code
+            await sync_to_async(self._done)(request, presence, returning)
+        else:
+            self._done(request, presence, returning)
 
     @contextmanager
     def reading(self) -> Iterator[None]:
@@ -183,8 +207,46 @@ tracker = Tracker()
 
 def _setting_changed(*, setting: str, **kwargs: Any) -> None:
     if setting.startswith("ACTIVE_USERS_") or setting in {"CACHES", "DATABASES"}:
+        from active_users.last_seen import flusher
+
         tracker.forget()
         tracker.breaker = CircuitBreaker()
+        flusher.reset()
+
+
+def _logged_out(*, request: HttpRequest, user: Any, **kwargs: Any) -> None:
+    """A user who logs out leaves the active list at once."""
+    if user is None or request is None:
+        return
+    try:
+        presence = tracker.observe(request)
+        if presence is not None and not presence.anonymous:
+            tracker.forget_presence(presence)
+            with tracker.reading():
+                get_backend().remove(presence)
+    except Exception:
+        logger.warning("active_users: could not remove the entry of a user who logged out")
+
+
+def _user_deleted(*, instance: Any, **kwargs: Any) -> None:
+    """A deleted user leaves nothing behind in the live store."""
+    try:
+        with tracker.reading():
+            get_backend().remove_user(str(instance.pk))
+    except Exception:
+        logger.warning(
+            "active_users: could not remove the live entries of deleted user %s", instance.pk
+        )
+
+
+def connect_signals() -> None:
+    """Connect the logout and user-deletion receivers (idempotent)."""
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.signals import user_logged_out
+    from django.db.models.signals import post_delete
+
+    user_logged_out.connect(_logged_out, dispatch_uid="active_users.logout")
+    post_delete.connect(_user_deleted, sender=get_user_model(), dispatch_uid="active_users.delete")
 
 
 setting_changed.connect(_setting_changed)

@@ -79,8 +79,15 @@ class BaseBackend:
     is active while ``now - last_touch < ACTIVE_USERS_KEY_EXPIRE``.
     """
 
-    def touch(self, presence: Presence, now: float | None = None) -> None:
-        """Mark ``presence`` active at ``now``, creating it if needed."""
+    def touch(self, presence: Presence, now: float | None = None) -> bool:
+        """Mark ``presence`` active at ``now``, creating it if needed.
+
+        Returns True when this call brought a user back from offline (unseen for
+        ``ACTIVE_USERS_IDLE_AFTER`` seconds, or never seen): exactly one call per such
+        transition returns True, whichever process makes it. A backend for which the
+        detection costs extra may skip it (returning False) while
+        ``active_users.signals.user_became_active`` has no receivers.
+        """
         raise NotImplementedError
 
     def counts(self, now: float | None = None) -> Counts:
@@ -111,8 +118,34 @@ class BaseBackend:
         """Delete entries that are no longer active; return how many went."""
         return 0
 
-    async def atouch(self, presence: Presence, now: float | None = None) -> None:
-        await sync_to_async(self.touch)(presence, now)
+    def remove_user(self, user_id: str) -> None:
+        """Forget every entry of a user, and the user (for deleted users)."""
+        raise NotImplementedError
+
+    def seen(self, user_ids: list[str]) -> dict[str, float]:
+        """Last touch of each of these users that the store still remembers."""
+        raise NotImplementedError
+
+    def seen_between(
+        self, since: float, until: float, limit: int, cursor: str | None = None
+    ) -> tuple[list[tuple[str, float]], str | None]:
+        """Users last touched in ``(since, until]``, oldest first, a batch at a time."""
+        raise NotImplementedError
+
+    def claim_flush(self, hold: float, now: float | None = None) -> float | None:
+        """Claim the next last-seen flush for ``hold`` seconds, fleet-wide.
+
+        Returns the time up to which the previous flush wrote (0.0 if unknown), or None
+        when another process holds the claim.
+        """
+        raise NotImplementedError
+
+    def flush_done(self, until: float) -> None:
+        """Record that last-seen times up to ``until`` are in the database."""
+        raise NotImplementedError
+
+    async def atouch(self, presence: Presence, now: float | None = None) -> bool:
+        return await sync_to_async(self.touch)(presence, now)
 
     async def acounts(self, now: float | None = None) -> Counts:
         return await sync_to_async(self.counts)(now)

@@ -14,7 +14,8 @@ from typing import Any
 from django.apps import apps
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from django.db import connections
+from django.db import IntegrityError, connections, transaction
+from django.db.models import Q
 
 from active_users.backends.base import (
     BaseBackend,
@@ -25,6 +26,9 @@ from active_users.backends.base import (
     encode_cursor,
 )
 from active_users.conf import conf
+from active_users.signals import user_became_active
+
+FLUSH_KEY = "last-seen-flush"
 
 
 def _datetime(timestamp: float) -> datetime:
@@ -70,8 +74,12 @@ class DatabaseBackend(BaseBackend):
             self._row(self.kind.USER, presence.user_id, presence.user_id, touched),
         ]
 
-    def touch(self, presence: Presence, now: float | None = None) -> None:
-        rows = self._rows(presence, _datetime(time.time() if now is None else now))
+    def touch(self, presence: Presence, now: float | None = None) -> bool:
+        moment = _datetime(time.time() if now is None else now)
+        rows = self._rows(presence, moment)
+        returning = False
+        if not presence.anonymous and user_became_active.has_listeners():
+            returning = self._returning(rows[1], now)
         with_target = connections[self.alias].features.supports_update_conflicts_with_target
         self.objects.bulk_create(
             rows,
@@ -79,6 +87,23 @@ class DatabaseBackend(BaseBackend):
             unique_fields=["key"] if with_target else None,
             update_fields=["touched"],
         )
+        return returning
+
+    def _returning(self, user_row: Any, now: float | None) -> bool:
+        """Whether this touch brings the user back from offline. Row locks make exactly one
+        of concurrent touches see the transition."""
+        offline_before = _datetime((time.time() if now is None else now) - conf.IDLE_AFTER)
+        mine = self.objects.filter(key=user_row.key)
+        if mine.filter(touched__gte=offline_before).update(touched=user_row.touched):
+            return False
+        if mine.filter(touched__lt=offline_before).update(touched=user_row.touched):
+            return True
+        try:
+            with transaction.atomic(using=self.alias):
+                user_row.save(using=self.alias, force_insert=True)
+        except IntegrityError:
+            return False
+        return True
 
     def _live(self, now: float | None, kind: int = 0):  # type: ignore[no-untyped-def]
         return self.objects.filter(kind=kind, touched__gt=_datetime(self.cutoff(now)))
@@ -120,10 +145,58 @@ class DatabaseBackend(BaseBackend):
         self.objects.all().delete()
 
     def clear_expired(self, now: float | None = None, batch_size: int = 5000) -> int:
-        stale = self.objects.filter(touched__lte=_datetime(self.cutoff(now)))
+        now = time.time() if now is None else now
+        stale = self.objects.filter(
+            Q(
+                touched__lte=_datetime(self.cutoff(now)),
+                kind__in=[self.kind.ENTRY, self.kind.VISITOR],
+            )
+            | Q(touched__lte=_datetime(now - conf.users_retention), kind=self.kind.USER)
+        )
         deleted = 0
         while True:
             ids = list(stale.values_list("id", flat=True)[:batch_size])
             if not ids:
                 return deleted
             deleted += self.objects.filter(id__in=ids).delete()[0]
+
+    def remove_user(self, user_id: str) -> None:
+        self.objects.filter(user_key=user_id).delete()
+
+    def seen(self, user_ids: list[str]) -> dict[str, float]:
+        rows = self.objects.filter(kind=self.kind.USER, user_key__in=user_ids)
+        return {uid: _timestamp(t) for uid, t in rows.values_list("user_key", "touched")}
+
+    def seen_between(
+        self, since: float, until: float, limit: int, cursor: str | None = None
+    ) -> tuple[list[tuple[str, float]], str | None]:
+        rows = self.objects.filter(
+            kind=self.kind.USER, touched__gt=_datetime(since), touched__lte=_datetime(until)
+        ).order_by("touched", "id")
+        if cursor:
+            stamp, last_id = decode_cursor(cursor, str, int)
+            moment = datetime.fromisoformat(stamp)
+            rows = rows.filter(touched__gte=moment).exclude(touched=moment, id__lte=last_id)
+        found = list(rows.values_list("user_key", "touched", "id")[:limit])
+        batch = [(uid, _timestamp(t)) for uid, t, _ in found]
+        if len(found) < limit:
+            return batch, None
+        return batch, encode_cursor(found[-1][1].isoformat(), found[-1][2])
+
+    # The flush claim is a bookkeeping row: ``touched`` holds the claim's end, ``data`` the
+    # time up to which the last flush wrote.
+    def claim_flush(self, hold: float, now: float | None = None) -> float | None:
+        now = time.time() if now is None else now
+        claim = self.objects.filter(key=FLUSH_KEY, kind=self.kind.MARK)
+        if not claim.filter(touched__lte=_datetime(now)).update(touched=_datetime(now + hold)):
+            try:
+                with transaction.atomic(using=self.alias):
+                    self.model(
+                        key=FLUSH_KEY, kind=self.kind.MARK, data="0", touched=_datetime(now + hold)
+                    ).save(using=self.alias, force_insert=True)
+            except IntegrityError:
+                return None
+        return float(claim.values_list("data", flat=True).first() or 0)
+
+    def flush_done(self, until: float) -> None:
+        self.objects.filter(key=FLUSH_KEY, kind=self.kind.MARK).update(data=repr(until))

@@ -23,6 +23,7 @@ import redis.asyncio as aioredis
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from redis.backoff import NoBackoff
+from redis.commands.core import AsyncScript
 from redis.retry import Retry
 
 from active_users.backends.base import (
@@ -73,56 +74,81 @@ def connection_settings() -> tuple[str, dict[str, Any]]:
     return url, options
 
 
+# One round trip, atomic: record the touch, trim what expired, and tell whether the user
+# was offline before (absent from the users set, or last seen before ARGV[8]).
+# KEYS: entries (or visitors), users. ARGV: now, member, user id, entries cutoff,
+# users cutoff, entries TTL, users TTL, offline-before.
+TOUCH_SCRIPT = """
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[4])
+redis.call('EXPIRE', KEYS[1], ARGV[6])
+if ARGV[3] == '' then return 0 end
+local previous = redis.call('ZSCORE', KEYS[2], ARGV[3])
+redis.call('ZADD', KEYS[2], ARGV[1], ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[5])
+redis.call('EXPIRE', KEYS[2], ARGV[7])
+if (not previous) or tonumber(previous) < tonumber(ARGV[8]) then return 1 end
+return 0
+"""
+
+
 class RedisBackend(BaseBackend):
     def __init__(self) -> None:
         url, options = connection_settings()
         self.url, self.options = url, options
         self.client = redis.Redis.from_url(url, **options)
-        self._async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis]
-        self._async_clients = weakref.WeakKeyDictionary()
+        self._async_clients: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, tuple[aioredis.Redis, AsyncScript]
+        ] = weakref.WeakKeyDictionary()
         tag = "{" + conf.KEY_PREFIX + "}"
         self.entries_key = f"{tag}:entries"
         self.users_key = f"{tag}:users"
         self.visitors_key = f"{tag}:visitors"
+        self.flush_lock_key = f"{tag}:last_seen_lock"
+        self.flushed_key = f"{tag}:last_seen_flushed"
+        self._touch_script = self.client.register_script(TOUCH_SCRIPT)
+
+    def _async(self) -> tuple[aioredis.Redis, AsyncScript]:
+        # asyncio connections cannot cross event loops: one client per running loop.
+        loop = asyncio.get_running_loop()
+        found = self._async_clients.get(loop)
+        if found is None:
+            client = aioredis.Redis.from_url(self.url, **self.options)
+            found = self._async_clients[loop] = (client, client.register_script(TOUCH_SCRIPT))
+        return found
 
     @property
     def aclient(self) -> aioredis.Redis:
-        """A client bound to the running event loop (asyncio connections cannot cross loops)."""
-        loop = asyncio.get_running_loop()
-        client = self._async_clients.get(loop)
-        if client is None:
-            client = aioredis.Redis.from_url(self.url, **self.options)
-            self._async_clients[loop] = client
-        return client
+        """A client bound to the running event loop."""
+        return self._async()[0]
 
     async def aclose(self) -> None:
-        loop = asyncio.get_running_loop()
-        client = self._async_clients.pop(loop, None)
-        if client is not None:
-            await client.aclose()
+        found = self._async_clients.pop(asyncio.get_running_loop(), None)
+        if found is not None:
+            await found[0].aclose()
 
-    def _touch_commands(self, pipe: Any, presence: Presence, now: float | None) -> None:
+    def _touch_args(self, presence: Presence, now: float | None) -> tuple[list[str], list[Any]]:
         now = time.time() if now is None else now
-        stale = f"({self.cutoff(now)!r}"
-        ttl = conf.KEY_EXPIRE * 2 + 1
+        expire = conf.KEY_EXPIRE
+        retention = conf.users_retention
+        keys = [self.entries_key, self.users_key]
         if presence.anonymous:
-            keys = [(self.visitors_key, presence.member)]
-        else:
-            keys = [(self.entries_key, presence.member), (self.users_key, presence.user_id)]
-        for key, member in keys:
-            pipe.zadd(key, {member: now})
-            pipe.zremrangebyscore(key, "-inf", stale)
-            pipe.expire(key, ttl)
+            keys = [self.visitors_key, self.users_key]
+        args = [
+            repr(now), presence.member, presence.user_id,
+            f"({now - expire!r}", f"({now - retention!r}",
+            int(expire * 2 + 1), int(retention * 2 + 1), repr(now - conf.IDLE_AFTER),
+        ]  # fmt: skip
+        return keys, args
 
-    def touch(self, presence: Presence, now: float | None = None) -> None:
-        pipe = self.client.pipeline(transaction=False)
-        self._touch_commands(pipe, presence, now)
-        pipe.execute()
+    def touch(self, presence: Presence, now: float | None = None) -> bool:
+        keys, args = self._touch_args(presence, now)
+        return bool(self._touch_script(keys=keys, args=args, client=self.client))
 
-    async def atouch(self, presence: Presence, now: float | None = None) -> None:
-        pipe = self.aclient.pipeline(transaction=False)
-        self._touch_commands(pipe, presence, now)
-        await pipe.execute()
+    async def atouch(self, presence: Presence, now: float | None = None) -> bool:
+        keys, args = self._touch_args(presence, now)
+        client, script = self._async()
+        return bool(await script(keys=keys, args=args, client=client))
 
     def _count_commands(self, pipe: Any, now: float | None) -> None:
         low = f"({self.cutoff(now)!r}"
@@ -195,15 +221,71 @@ class RedisBackend(BaseBackend):
         key = self.visitors_key if presence.anonymous else self.entries_key
         await self.aclient.zrem(key, presence.member)
 
+    @property
+    def all_keys(self) -> tuple[str, ...]:
+        return (
+            self.entries_key, self.users_key, self.visitors_key,
+            self.flush_lock_key, self.flushed_key,
+        )  # fmt: skip
+
     def clear(self) -> None:
-        self.client.delete(self.entries_key, self.users_key, self.visitors_key)
+        self.client.delete(*self.all_keys)
 
     async def aclear(self) -> None:
-        await self.aclient.delete(self.entries_key, self.users_key, self.visitors_key)
+        await self.aclient.delete(*self.all_keys)
+
+    def remove_user(self, user_id: str) -> None:
+        # Entries are found by reading the set: a rare operation (deleting a user), never
+        # on a request or count path.
+        key_class = conf.KEY_CLASS
+        doomed = []
+        for member, _ in self.client.zscan_iter(self.entries_key, count=1000):
+            try:
+                if getattr(key_class.load(member), "user_id", None) == user_id:
+                    doomed.append(member)
+            except (ValueError, TypeError):
+                continue
+        pipe = self.client.pipeline(transaction=False)
+        pipe.zrem(self.users_key, user_id)
+        if doomed:
+            pipe.zrem(self.entries_key, *doomed)
+        pipe.execute()
+
+    def seen(self, user_ids: list[str]) -> dict[str, float]:
+        if not user_ids:
+            return {}
+        scores = self.client.zmscore(self.users_key, user_ids)
+        return {uid: s for uid, s in zip(user_ids, scores) if s is not None}
+
+    def seen_between(
+        self, since: float, until: float, limit: int, cursor: str | None = None
+    ) -> tuple[list[tuple[str, float]], str | None]:
+        low, skip = decode_cursor(cursor, float, int) if cursor else (since, 0)
+        low_arg = repr(low) if cursor else f"({since!r}"
+        rows = self.client.zrangebyscore(
+            self.users_key, low_arg, repr(until), start=skip, num=limit, withscores=True
+        )
+        found = [(m.decode(), s) for m, s in rows]
+        if len(found) < limit:
+            return found, None
+        last = found[-1][1]
+        same = sum(1 for _, s in found if s == last) + (skip if cursor and last == low else 0)
+        return found, encode_cursor(last, same)
+
+    def claim_flush(self, hold: float, now: float | None = None) -> float | None:
+        if not self.client.set(self.flush_lock_key, "1", nx=True, px=max(1, int(hold * 1000))):
+            return None
+        flushed = self.client.get(self.flushed_key)
+        return float(flushed) if flushed else 0.0
+
+    def flush_done(self, until: float) -> None:
+        self.client.set(self.flushed_key, repr(until), ex=int(conf.users_retention * 2 + 1))
 
     def clear_expired(self, now: float | None = None) -> int:
         pipe = self.client.pipeline(transaction=False)
         stale = f"({self.cutoff(now)!r}"
-        for key in (self.entries_key, self.users_key, self.visitors_key):
-            pipe.zremrangebyscore(key, "-inf", stale)
+        pipe.zremrangebyscore(self.entries_key, "-inf", stale)
+        pipe.zremrangebyscore(self.visitors_key, "-inf", stale)
+        now = time.time() if now is None else now
+        pipe.zremrangebyscore(self.users_key, "-inf", f"({now - conf.users_retention!r}")
         return sum(pipe.execute())

@@ -1,0 +1,102 @@
+"""Admin: a read-only last-seen admin, and last-seen columns and filter on the user admin.
+
+The user admin is whichever ``ModelAdmin`` the project registered for its user model; it is
+extended in ``AppConfig.ready()`` (list ``active_users`` after ``django.contrib.admin`` and
+the app that registers the user admin). ``ACTIVE_USERS_ADMIN = False`` turns both off.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.db.models import F, QuerySet
+from django.http import HttpRequest
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from active_users.conf import conf
+from active_users.last_seen import ONLINE, status_of
+from active_users.models import LastSeen
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class LastSeenAdmin(ReadOnlyAdmin):
+    list_display = ["user", "last_activity"]
+    list_select_related = ["user"]
+    date_hierarchy = "last_activity"
+    search_fields = ["user__" + get_user_model().USERNAME_FIELD]
+
+
+class LastSeenFilter(admin.SimpleListFilter):
+    title = _("last seen")
+    parameter_name = "last_seen"
+    WINDOWS = {"hour": timedelta(hours=1), "day": timedelta(days=1),
+               "week": timedelta(weeks=1), "30days": timedelta(days=30)}  # fmt: skip
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
+        return [
+            ("hour", _("Active in the last hour")),
+            ("day", _("Active in the last day")),
+            ("week", _("Active in the last week")),
+            ("30days", _("Active in the last 30 days")),
+            ("never", _("Never seen")),
+        ]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        value = self.value()
+        if value == "never":
+            return queryset.filter(active_users_last_seen__isnull=True)
+        if value in self.WINDOWS:
+            since = timezone.now() - self.WINDOWS[value]
+            return queryset.filter(active_users_last_seen__last_activity__gte=since)
+        return queryset
+
+
+class LastSeenColumns:
+    """Mixed into the project's user admin: two sortable columns from one joined column."""
+
+    @admin.display(description=_("last seen"), ordering="_last_seen")
+    def last_seen(self, obj: Any) -> Any:
+        return obj._last_seen
+
+    @admin.display(description=_("online"), boolean=True, ordering="_last_seen")
+    def online(self, obj: Any) -> bool:
+        return status_of(obj._last_seen) == ONLINE
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        queryset = super().get_queryset(request)  # type: ignore[misc]
+        return queryset.annotate(_last_seen=F("active_users_last_seen__last_activity"))
+
+
+def extend_user_admin(site: admin.AdminSite = admin.site) -> None:
+    """Add the columns and the filter to the registered user admin (idempotent)."""
+    User = get_user_model()
+    current = site._registry.get(User)
+    if current is None or isinstance(current, LastSeenColumns):
+        return
+    base = type(current)
+    extended = type(
+        base.__name__,
+        (LastSeenColumns, base),
+        {
+            "__module__": base.__module__,
+            "list_display": [*base.list_display, "last_seen", "online"],
+            "list_filter": [*base.list_filter, LastSeenFilter],
+        },
+    )
+    site.unregister(User)
+    site.register(User, extended)
+
+
+if conf.ADMIN:
+    admin.site.register(LastSeen, LastSeenAdmin)

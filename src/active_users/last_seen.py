@@ -1,0 +1,204 @@
+"""Last seen and online status.
+
+The live store keeps each user's last touch (Redis: the ``users`` sorted set; database: the
+backend's user rows). Every ``ACTIVE_USERS_LAST_SEEN_INTERVAL`` seconds one process of the
+fleet claims the flush and copies the users touched since the previous flush into
+:class:`active_users.models.LastSeen` with bulk upserts, in a background thread. A user's
+row is thus written at most once per interval however many requests they make, and a Redis
+flush or restart loses at most the last interval. Reads merge both sources.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterable
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.db import connections
+from django.db.models import F, QuerySet
+from django.utils import timezone as django_timezone
+
+from active_users.backends import BaseBackend, get_backend
+from active_users.conf import conf
+from active_users.exceptions import StoreUnavailable
+from active_users.tracking import tracker
+
+logger = logging.getLogger("active_users")
+
+ONLINE, IDLE, OFFLINE = "online", "idle", "offline"
+BATCH_SIZE = 1000
+# Flushes re-read this many seconds before the previous one ended, for app servers whose
+# clocks run a little behind; writing a time twice is harmless.
+CLOCK_SLACK = 5.0
+
+
+def _write(rows: list[tuple[str, float]]) -> int:
+    from active_users.models import LastSeen
+
+    User = get_user_model()
+    pk_field = User._meta.pk
+    wanted = {}
+    for user_id, stamp in rows:
+        try:
+            wanted[pk_field.to_python(user_id)] = stamp
+        except Exception:  # an id of another user model, from an earlier deployment
+            continue
+    alias = conf.DATABASE
+    existing = User.objects.using(alias).filter(pk__in=list(wanted)).values_list("pk", flat=True)
+    records = [
+        LastSeen(user_id=pk, last_activity=_aware(wanted[pk]))
+        for pk in existing  # deleted users leave nothing behind
+    ]
+    with_target = connections[alias].features.supports_update_conflicts_with_target
+    LastSeen.objects.using(alias).bulk_create(
+        records,
+        update_conflicts=True,
+        unique_fields=["user"] if with_target else None,
+        update_fields=["last_activity"],
+    )
+    return len(records)
+
+
+def _aware(stamp: float) -> datetime:
+    moment = datetime.fromtimestamp(stamp, tz=timezone.utc)
+    if django_timezone.is_naive(django_timezone.now()):  # USE_TZ = False
+        return django_timezone.make_naive(moment)
+    return moment
+
+
+def flush_last_seen(force: bool = False, now: float | None = None) -> int:
+    """Copy pending last-seen times from the live store to the database; return how many
+    users were written. Without ``force`` it does nothing when another process holds the
+    current interval's claim."""
+    if not conf.LAST_SEEN:
+        return 0
+    backend = get_backend()
+    now = time.time() if now is None else now
+    hold = 0.001 if force else conf.LAST_SEEN_INTERVAL * 0.75
+    since = backend.claim_flush(hold, now)
+    if since is None:
+        return 0
+    return _copy(backend, 0.0 if force else max(0.0, since - CLOCK_SLACK), now)
+
+
+def _copy(backend: BaseBackend, since: float, until: float) -> int:
+    written, cursor = 0, None
+    while True:
+        rows, cursor = backend.seen_between(since, until, BATCH_SIZE, cursor)
+        if rows:
+            written += _write(rows)
+        if cursor is None:
+            break
+    backend.flush_done(until)
+    return written
+
+
+class Flusher:
+    """Starts a background flush at most every quarter interval per process."""
+
+    def __init__(self) -> None:
+        self.next_check: float | None = None
+        self.thread: threading.Thread | None = None
+
+    def reset(self) -> None:
+        self.next_check = None
+
+    def maybe_flush(self) -> None:
+        if not conf.LAST_SEEN:
+            return
+        now = time.monotonic()
+        if self.next_check is None:  # a new process leaves the first interval to the fleet
+            self.next_check = now + conf.LAST_SEEN_INTERVAL / 4
+        if now < self.next_check or (self.thread is not None and self.thread.is_alive()):
+            return
+        self.next_check = now + conf.LAST_SEEN_INTERVAL / 4
+        self.thread = threading.Thread(target=self._run, name="active-users-last-seen", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            flush_last_seen()
+        except Exception:
+            logger.warning("active_users: could not write last-seen times", exc_info=True)
+        finally:
+            connections.close_all()
+
+
+flusher = Flusher()
+
+
+def _user_id(user: Any) -> str:
+    return str(getattr(user, "pk", user))
+
+
+def last_seen_many(users: Iterable[Any]) -> dict[str, datetime | None]:
+    """``{str(user.pk): aware datetime or None}`` for users (or primary keys): one query
+    and one store round trip, whatever their number."""
+    ids = list(dict.fromkeys(_user_id(u) for u in users))
+    if not ids:
+        return {}
+    found: dict[str, float] = {}
+    try:
+        with tracker.reading():
+            found = get_backend().seen(ids)
+    except StoreUnavailable:
+        pass
+    if conf.LAST_SEEN:
+        from active_users.models import LastSeen
+
+        pk_field = get_user_model()._meta.pk
+        keys = [pk_field.to_python(i) for i in ids]
+        stored = LastSeen.objects.using(conf.DATABASE).filter(user_id__in=keys)
+        for pk, moment in stored.values_list("user_id", "last_activity"):
+            if django_timezone.is_naive(moment):
+                moment = django_timezone.make_aware(moment)
+            found[str(pk)] = max(found.get(str(pk), 0.0), moment.timestamp())
+    return {
+        i: (datetime.fromtimestamp(found[i], tz=timezone.utc) if i in found else None) for i in ids
+    }
+
+
+def last_seen(user: Any) -> datetime | None:
+    """When ``user`` (or a primary key) last made a request, or None if never seen."""
+    return last_seen_many([user])[_user_id(user)]
+
+
+def status_of(moment: datetime | None, now: datetime | None = None) -> str:
+    if moment is None:
+        return OFFLINE
+    age = ((now or datetime.now(timezone.utc)) - moment).total_seconds()
+    if age < conf.ONLINE_AFTER:
+        return ONLINE
+    if age < conf.IDLE_AFTER:
+        return IDLE
+    return OFFLINE
+
+
+def status(user: Any) -> str:
+    """``"online"`` (seen within ``ACTIVE_USERS_ONLINE_AFTER`` seconds, default 300),
+    ``"idle"`` (within ``ACTIVE_USERS_IDLE_AFTER``, default 900) or ``"offline"``."""
+    return status_of(last_seen(user))
+
+
+def is_online(user: Any) -> bool:
+    return status(user) == ONLINE
+
+
+def users_seen_within(
+    within: timedelta = timedelta(minutes=15), queryset: QuerySet[Any] | None = None
+) -> QuerySet[Any]:
+    """Users whose stored last-seen time is within ``within``, newest first, annotated with
+    ``last_seen_at``; a queryset to filter, annotate or order further. It reads the
+    database, which lags the live store by up to ``ACTIVE_USERS_LAST_SEEN_INTERVAL``."""
+    if queryset is None:
+        queryset = get_user_model()._default_manager.all()
+    since = django_timezone.now() - within
+    return (
+        queryset.filter(active_users_last_seen__last_activity__gte=since)
+        .annotate(last_seen_at=F("active_users_last_seen__last_activity"))
+        .order_by("-last_seen_at")
+    )

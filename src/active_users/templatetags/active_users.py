@@ -1,0 +1,69 @@
+"""``{% load active_users %}``: live counts and lists, last seen and online status.
+
+Tags: ``{% active_users_count %}``, ``{% active_users_list as entries %}`` (read the store;
+they render nothing useful to people who may not see user data: see
+``ACTIVE_USERS_API_PERMISSION``). Filters on a user: ``last_seen`` (datetime or None),
+``is_online``, ``online_status`` (``online``/``idle``/``offline``), ``last_seen_text``
+("Online now", "Last seen 3 minutes ago", "Never seen"; translated).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django import template
+from django.contrib.humanize.templatetags.humanize import naturaltime
+from django.utils.translation import gettext as _
+
+from active_users import api, last_seen
+from active_users.exceptions import StoreUnavailable
+from active_users.permissions import has_api_permission
+
+register = template.Library()
+
+
+@register.simple_tag
+def active_users_count() -> int | str:
+    """The number of active entries, or an empty string when the store is down."""
+    try:
+        return api.get_active_users_count()
+    except StoreUnavailable:
+        return ""
+
+
+@register.simple_tag(takes_context=True)
+def active_users_list(context: template.Context, limit: int = 100) -> list[dict[str, Any]]:
+    """The newest ``limit`` active entries, for those allowed to see user data."""
+    request = context.get("request")
+    if request is None or not has_api_permission(request):
+        return []
+    try:
+        return api.get_active_users_page(limit=limit).users
+    except StoreUnavailable:
+        return []
+
+
+@register.filter(name="last_seen")
+def last_seen_filter(user: Any) -> datetime | None:
+    return last_seen.last_seen(user) if user is not None else None
+
+
+@register.filter
+def is_online(user: Any) -> bool:
+    return last_seen.is_online(user) if user is not None else False
+
+
+@register.filter
+def online_status(user: Any) -> str:
+    return last_seen.status(user) if user is not None else last_seen.OFFLINE
+
+
+@register.filter
+def last_seen_text(user: Any) -> str:
+    moment = last_seen_filter(user)
+    if moment is None:
+        return _("Never seen")
+    if last_seen.status_of(moment) == last_seen.ONLINE:
+        return _("Online now")
+    return _("Last seen %(time)s") % {"time": naturaltime(moment)}

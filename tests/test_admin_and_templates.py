@@ -1,0 +1,119 @@
+"""What people see: the template tags and filters, and the admin."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.db import connection
+from django.template import Context, Template
+from django.test import Client, RequestFactory
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from active_users.backends import Presence, get_backend
+from active_users.last_seen import flush_last_seen
+from active_users.models import LastSeen
+
+pytestmark = pytest.mark.usefixtures("backend_name")
+
+
+def render(source: str, **context: object) -> str:
+    return Template("{% load active_users %}" + source).render(Context(context)).strip()
+
+
+def test_filters_say_online_now_for_a_user_who_just_made_a_request(make_user) -> None:
+    user = make_user()
+    browser = Client()
+    browser.force_login(user)
+    browser.get("/page/")
+    assert render("{{ u|last_seen_text }}|{{ u|online_status }}|{{ u|is_online }}", u=user) == (
+        "Online now|online|True"
+    )
+
+
+def test_filters_say_how_long_ago_in_humanize_words(make_user) -> None:
+    user = make_user()
+    get_backend().touch(Presence('["x"]', str(user.pk)), now=time.time() - 10 * 60)
+    assert render("{{ u|last_seen_text }}|{{ u|online_status }}", u=user) == (
+        "Last seen 10\xa0minutes ago|idle"
+    )
+    assert render("{{ u|last_seen|date:'Y' }}", u=user) == str(timezone.now().year)
+
+
+def test_filters_say_never_seen_for_a_new_user(make_user) -> None:
+    assert render("{{ u|last_seen_text }}|{{ u|online_status }}", u=make_user()) == (
+        "Never seen|offline"
+    )
+
+
+def test_count_and_list_tags(make_user) -> None:
+    for name in ("ann", "<b>bold</b>"):
+        browser = Client()
+        browser.force_login(make_user(name))
+        browser.get("/page/")
+    staff_request = RequestFactory().get("/")
+    staff_request.user = make_user("boss", is_staff=True)
+    source = (
+        "{% active_users_count %}:{% active_users_list as entries %}"
+        "{% for e in entries %}{{ e.username }},{% endfor %}"
+    )
+    assert render(source, request=staff_request) == "2:&lt;b&gt;bold&lt;/b&gt;,ann,"
+    anonymous_request = RequestFactory().get("/")
+    anonymous_request.user = get_user_model()()
+    assert render(source, request=anonymous_request) == "2:"  # no names for non-staff
+
+
+def admin_changelist_queries(count: int) -> tuple[int, str]:
+    User = get_user_model()
+    User.objects.bulk_create(User(username=f"bulk{n}") for n in range(count))
+    now = timezone.now()
+    LastSeen.objects.bulk_create(
+        LastSeen(user=u, last_activity=now - timedelta(minutes=n))
+        for n, u in enumerate(User.objects.filter(username__startswith="bulk")[: count // 2])
+    )
+    admin = Client()
+    admin.force_login(User.objects.create_superuser("root", "root@example.com", "pw"))
+    with CaptureQueriesContext(connection) as queries:
+        response = admin.get("/admin/auth/user/", {"o": "-6"})
+    assert response.status_code == 200
+    return len(queries), response.content.decode()
+
+
+def test_the_user_admin_shows_last_seen_and_online_with_a_fixed_number_of_queries(db) -> None:
+    few, _ = admin_changelist_queries(10)
+    get_user_model().objects.all().delete()
+    many, page = admin_changelist_queries(1000)
+    assert many == few
+    assert "column-last_seen" in page and "column-online" in page
+    assert "Active in the last hour" in page and "Never seen" in page
+
+
+def test_the_last_seen_filter_selects_users(make_user) -> None:
+    recent, old = make_user("recent"), make_user("old")
+    make_user("never")
+    LastSeen.objects.create(user=recent, last_activity=timezone.now() - timedelta(minutes=5))
+    LastSeen.objects.create(user=old, last_activity=timezone.now() - timedelta(days=3))
+    admin = Client()
+    admin.force_login(make_user("root", is_staff=True, is_superuser=True))
+    hour = admin.get("/admin/auth/user/", {"last_seen": "hour"}).content.decode()
+    assert ">recent<" in hour and ">old<" not in hour
+    week = admin.get("/admin/auth/user/", {"last_seen": "week"}).content.decode()
+    assert ">recent<" in week and ">old<" in week and ">never<" not in week
+    nobody = admin.get("/admin/auth/user/", {"last_seen": "never"}).content.decode()
+    assert ">never<" in nobody and ">recent<" not in nobody
+
+
+def test_the_last_seen_admin_is_read_only(make_user) -> None:
+    user = make_user("seen")
+    browser = Client()
+    browser.force_login(user)
+    browser.get("/page/")
+    flush_last_seen(force=True)
+    admin = Client()
+    admin.force_login(make_user("root", is_staff=True, is_superuser=True))
+    listing = admin.get("/admin/active_users/lastseen/")
+    assert listing.status_code == 200 and ">seen<" in listing.content.decode()
+    assert admin.get("/admin/active_users/lastseen/add/").status_code == 403
