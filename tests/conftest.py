@@ -11,7 +11,7 @@ from django.test import override_settings
 
 from active_users.backends import get_backend
 from active_users.tracking import tracker
-from tests.redis_server import RedisServer, reachable
+from tests.redis_server import RedisServer, in_ci, reachable
 
 
 @pytest.fixture(scope="session")
@@ -79,3 +79,31 @@ def make_user(db: None):  # type: ignore[no-untyped-def]
 @pytest.fixture
 def vendor() -> str:
     return connection.vendor
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+
+
+@pytest.fixture(scope="session")
+def chromium():  # type: ignore[no-untyped-def]
+    """Headless Debian Chromium driven by Selenium; skipped off CI when it is not installed."""
+    if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
+        message = "Debian's chromium and chromium-driver are not installed"
+        if in_ci():
+            pytest.fail(message)
+        pytest.skip(message)
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in (
+        "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        "--no-first-run", "--disable-quic", "--window-size=1280,900",
+    ):  # fmt: skip
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    yield driver
+    driver.quit()

@@ -1,5 +1,6 @@
 from django.contrib.auth import get_user_model
 from django.http import HttpResponse
+from django.shortcuts import render
 
 
 def page(request):
@@ -16,3 +17,7 @@ def token_page(request):
     if token.startswith("Token "):
         request.user = get_user_model().objects.get(username=token[6:])
     return HttpResponse("ok")
+
+
+def tracked_page(request, rest=""):
+    return render(request, "tests/tracked.html")

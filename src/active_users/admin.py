@@ -19,7 +19,7 @@ from django.utils.translation import gettext_lazy as _
 
 from active_users.conf import conf
 from active_users.last_seen import ONLINE, status_of
-from active_users.models import LastSeen
+from active_users.models import Activity, LastSeen, SessionInfo
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -35,6 +35,20 @@ class LastSeenAdmin(ReadOnlyAdmin):
     list_select_related = ["user"]
     date_hierarchy = "last_activity"
     search_fields = ["user__" + get_user_model().USERNAME_FIELD]
+
+
+class ActivityAdmin(ReadOnlyAdmin):
+    list_display = ["date", "event", "user", "path", "ip"]
+    list_filter = ["event", "date", ("user", admin.RelatedOnlyFieldListFilter)]
+    list_select_related = ["user"]
+    search_fields = ["path"]
+    date_hierarchy = "date"
+    show_full_result_count = False  # no COUNT(*) over millions of rows on every page
+
+
+class SessionInfoAdmin(ReadOnlyAdmin):
+    list_display = ["session", "user_agent", "created"]
+    search_fields = ["user_agent"]
 
 
 class LastSeenFilter(admin.SimpleListFilter):
@@ -100,3 +114,5 @@ def extend_user_admin(site: admin.AdminSite = admin.site) -> None:
 
 if conf.ADMIN:
     admin.site.register(LastSeen, LastSeenAdmin)
+    admin.site.register(Activity, ActivityAdmin)
+    admin.site.register(SessionInfo, SessionInfoAdmin)

@@ -24,6 +24,16 @@ DEFAULT_BOT_PATTERN = (
 )
 
 
+BUILTIN_EVENTS = frozenset({"pageview", "heartbeat", "hidden", "visible"})
+RATE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+@functools.lru_cache(maxsize=8)
+def _parse_rate(value: str) -> tuple[int, int]:
+    count, _, unit = str(value).partition("/")
+    return int(count), RATE_UNITS[unit.strip()[:1].lower() or "m"]
+
+
 @functools.lru_cache(maxsize=16)
 def _import(path: str) -> Any:
     return import_string(path)
@@ -145,6 +155,43 @@ class Settings:
         """How long the live store remembers a user's last touch: long enough to tell
         online, idle and offline apart, and to outlive a missed last-seen flush."""
         return max(self.KEY_EXPIRE, self.IDLE_AFTER, 3 * self.LAST_SEEN_INTERVAL)
+
+    # Client-side activity (the tracker script and the log endpoint)
+    @property
+    def ACTIVITY_EVENTS(self) -> frozenset[str]:
+        """Accepted event names: the built-in ones and ``ACTIVE_USERS_ACTIVITY_EVENTS``."""
+        return BUILTIN_EVENTS | frozenset(self._get("ACTIVITY_EVENTS", ()))
+
+    @property
+    def ACTIVITY_MAX_SKEW(self) -> float:
+        return float(self._get("ACTIVITY_MAX_SKEW", 24 * 3600))
+
+    @property
+    def ACTIVITY_MAX_BODY(self) -> int:
+        return int(self._get("ACTIVITY_MAX_BODY", 16 * 1024))
+
+    @property
+    def ACTIVITY_MAX_EVENTS(self) -> int:
+        return int(self._get("ACTIVITY_MAX_EVENTS", 20))
+
+    @property
+    def ACTIVITY_RATE_LIMIT(self) -> tuple[int, int] | None:
+        """``(requests, seconds)`` from ``"120/m"``-style text, or None for no limit."""
+        value = self._get("ACTIVITY_RATE_LIMIT", "120/m")
+        return _parse_rate(value) if value else None
+
+    @property
+    def ACTIVITY_RETENTION(self) -> int | None:
+        value = self._get("ACTIVITY_RETENTION", 90)
+        return None if value is None else int(value)
+
+    @property
+    def ACTIVITY_HEARTBEAT(self) -> float:
+        return float(self._get("ACTIVITY_HEARTBEAT", 30))
+
+    @property
+    def CACHE(self) -> str:
+        return str(self._get("CACHE", "default"))
 
     def import_callable(self, value: str | Callable[..., Any]) -> Callable[..., Any]:
         return _import(value) if isinstance(value, str) else value  # type: ignore[no-any-return]

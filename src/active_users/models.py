@@ -82,3 +82,50 @@ class OnlineUserActivity(LastSeen):
         proxy = True
         verbose_name = _("online user activity")
         verbose_name_plural = _("online user activities")
+
+
+class Activity(models.Model):
+    """One client-side event sent by the tracker script (or any client) to ``log/``."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="active_users_activities",
+        verbose_name=_("user"),
+    )
+    session = models.CharField(_("session (hashed)"), max_length=32, blank=True)
+    ip = models.GenericIPAddressField(_("IP address"), null=True, blank=True)
+    date = models.DateTimeField(_("date"), help_text=_("When the client says it happened."))
+    received = models.DateTimeField(_("received"), auto_now_add=True)
+    event = models.CharField(_("event"), max_length=32)
+    path = models.CharField(_("path"), max_length=2000, blank=True)
+    referer = models.CharField(_("referer"), max_length=2000, blank=True)
+
+    class Meta:
+        verbose_name = _("activity")
+        verbose_name_plural = _("activities")
+        ordering = ["-date"]
+        indexes = [
+            models.Index(fields=["user", "date"], name="active_users_act_user_idx"),
+            models.Index(fields=["date"], name="active_users_act_date_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event} {self.path}"
+
+
+class SessionInfo(models.Model):
+    """The user agent of a browser session that logged activity (django-djaffar's model)."""
+
+    session = models.CharField(_("session (hashed)"), max_length=32, primary_key=True)
+    user_agent = models.CharField(_("user agent"), max_length=512, blank=True)
+    created = models.DateTimeField(_("first seen"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("session info")
+        verbose_name_plural = _("session infos")
+
+    def __str__(self) -> str:
+        return self.user_agent

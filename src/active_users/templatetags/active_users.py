@@ -1,6 +1,7 @@
 """``{% load active_users %}``: live counts and lists, last seen and online status.
 
-Tags: ``{% active_users_count %}``, ``{% active_users_list as entries %}`` (read the store;
+Tags: ``{% active_users_tracker %}`` (the client-side activity script),
+``{% active_users_count %}``, ``{% active_users_list as entries %}`` (read the store;
 they render nothing useful to people who may not see user data: see
 ``ACTIVE_USERS_API_PERMISSION``). Filters on a user: ``last_seen`` (datetime or None),
 ``is_online``, ``online_status`` (``online``/``idle``/``offline``), ``last_seen_text``
@@ -14,9 +15,14 @@ from typing import Any
 
 from django import template
 from django.contrib.humanize.templatetags.humanize import naturaltime
+from django.middleware.csrf import get_token
+from django.templatetags.static import static
+from django.urls import reverse
+from django.utils.html import format_html
 from django.utils.translation import gettext as _
 
 from active_users import api, last_seen
+from active_users.conf import conf
 from active_users.exceptions import StoreUnavailable
 from active_users.permissions import has_api_permission
 
@@ -42,6 +48,24 @@ def active_users_list(context: template.Context, limit: int = 100) -> list[dict[
         return api.get_active_users_page(limit=limit).users
     except StoreUnavailable:
         return []
+
+
+@register.simple_tag(takes_context=True)
+def active_users_tracker(context: template.Context, endpoint: str | None = None) -> str:
+    """The tracker script tag: ``<script src=… data-endpoint=… defer>``, with the CSRF token
+    and the request's CSP nonce (``request.csp_nonce``) when there is one."""
+    request = context.get("request")
+    url = endpoint or reverse("active_users:log")
+    nonce = getattr(request, "csp_nonce", None) if request is not None else None
+    return format_html(
+        '<script src="{}" data-endpoint="{}" data-heartbeat="{}" data-csrf-token="{}"{} defer>'
+        "</script>",
+        static("active_users/tracker.js"),
+        url,
+        f"{conf.ACTIVITY_HEARTBEAT:g}",
+        get_token(request) if request is not None else "",
+        format_html(' nonce="{}"', nonce) if nonce else "",
+    )
 
 
 @register.filter(name="last_seen")

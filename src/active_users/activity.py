@@ -1,0 +1,201 @@
+"""Client-side activity: reading, checking and storing the events posted to ``log/``.
+
+Every problem is an :class:`Invalid` naming the field; nothing of a request is stored
+unless all of its events are valid.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from django.core.cache import caches
+from django.db import transaction
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from active_users.conf import conf
+from active_users.requests import get_client_ip, hash_session_key
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from django.http import HttpRequest
+
+MAX_PATH = 2000
+MAX_REFERER = 2000
+MAX_USER_AGENT = 512
+MAX_EVENT_NAME = 32
+MAX_REMEMBERED_SESSIONS = 10_000
+
+
+class Invalid(Exception):
+    """A request the endpoint refuses: ``status`` and a message that names the field."""
+
+    def __init__(self, field: str, message: str, status: int = 400) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field, self.status = field, status
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    event: str
+    date: datetime
+    path: str
+    referer: str
+
+
+def _text(field: str, value: Any, limit: int) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise Invalid(field, f"must be a string, not {type(value).__name__}")
+    if len(value) > limit:
+        raise Invalid(field, f"longer than {limit} characters ({len(value)})")
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise Invalid(field, "contains control characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise Invalid(field, "is not valid Unicode") from None
+    return value
+
+
+def _date(value: Any, now: datetime) -> datetime:
+    if value is None or value == "":
+        raise Invalid("date", "required: when the event happened, ISO 8601 (2026-11-22T10:00:00Z)")
+    text = _text("date", value, 64)
+    try:
+        moment = parse_datetime(text)
+    except ValueError:
+        moment = None
+    if moment is None:
+        raise Invalid("date", f"not an ISO 8601 date and time: {text!r}")
+    if timezone.is_naive(moment):
+        raise Invalid("date", "needs a time zone offset, e.g. Z or +01:00")
+    skew = abs((moment - now).total_seconds())
+    if skew > conf.ACTIVITY_MAX_SKEW:
+        raise Invalid(
+            "date",
+            f"{skew:.0f} seconds from the server's clock; at most "
+            f"{conf.ACTIVITY_MAX_SKEW:.0f} are allowed",
+        )
+    return moment
+
+
+def _path_from_referer(request: HttpRequest) -> str:
+    referer = request.META.get("HTTP_REFERER", "")
+    if not referer:
+        return ""
+    parts = urlsplit(referer)
+    return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+def read_event(data: Mapping[str, Any], request: HttpRequest, now: datetime) -> Event:
+    date = _date(data.get("date"), now)
+    name = data.get("event") or "pageview"
+    name = _text("event", name, MAX_EVENT_NAME)
+    if name not in conf.ACTIVITY_EVENTS:
+        known = ", ".join(sorted(conf.ACTIVITY_EVENTS))
+        raise Invalid("event", f"unknown event {name!r}; use one of {known}")
+    path = _text("path", data.get("path"), MAX_PATH) or _text(
+        "path", _path_from_referer(request), MAX_PATH
+    )
+    referer = _text("referer", data.get("referer"), MAX_REFERER)
+    return Event(event=name, date=date, path=path, referer=referer)
+
+
+def check_size(request: HttpRequest) -> None:
+    """Refuse a body over ``ACTIVITY_MAX_BODY`` before anything reads it."""
+    limit = conf.ACTIVITY_MAX_BODY
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        raise Invalid("body", "Content-Length is not a number") from None
+    if length > limit:
+        raise Invalid("body", f"{length} bytes; at most {limit} are accepted", status=413)
+
+
+def read_events(request: HttpRequest) -> list[Event]:
+    """The events of a request: a JSON object, a JSON list of objects, or a form."""
+    limit = conf.ACTIVITY_MAX_BODY
+    _text("user agent", request.META.get("HTTP_USER_AGENT", ""), MAX_USER_AGENT)
+    now = timezone.now()
+    if request.content_type == "application/json":
+        body = request.body
+        if len(body) > limit:
+            raise Invalid("body", f"{len(body)} bytes; at most {limit} are accepted", status=413)
+        try:
+            payload = json.loads(body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise Invalid("body", f"malformed JSON: {exc}") from None
+        items = payload if isinstance(payload, list) else [payload]
+        if not items or not all(isinstance(item, dict) for item in items):
+            raise Invalid("body", "expected a JSON object, or a list of objects")
+        if len(items) > conf.ACTIVITY_MAX_EVENTS:
+            raise Invalid("body", f"{len(items)} events; at most {conf.ACTIVITY_MAX_EVENTS}")
+        return [read_event(item, request, now) for item in items]
+    return [read_event(request.POST, request, now)]
+
+
+def rate_limited(request: HttpRequest) -> int | None:
+    """Seconds to wait when this session (or IP) is over ``ACTIVITY_RATE_LIMIT``."""
+    rate = conf.ACTIVITY_RATE_LIMIT
+    if rate is None:
+        return None
+    count, seconds = rate
+    session = getattr(request, "session", None)
+    who = hash_session_key(getattr(session, "session_key", None)) or get_client_ip(request)
+    now = time.time()
+    window = int(now // seconds)
+    key = f"active_users:rate:{who}:{window}"
+    cache = caches[conf.CACHE]
+    cache.add(key, 0, timeout=seconds + 1)
+    try:
+        used = cache.incr(key)
+    except ValueError:  # expired between add and incr
+        cache.set(key, 1, timeout=seconds + 1)
+        used = 1
+    if used > count:
+        return max(1, int((window + 1) * seconds - now) + 1)
+    return None
+
+
+_sessions_written: dict[str, None] = {}
+
+
+def store(request: HttpRequest, events: list[Event]) -> int:
+    """Save the events (one multi-row insert) and the session's user agent."""
+    from active_users.models import Activity, SessionInfo
+
+    user = getattr(request, "user", None)
+    user = user if user is not None and user.is_authenticated else None
+    session = getattr(request, "session", None)
+    session_hash = hash_session_key(getattr(session, "session_key", None))
+    ip = get_client_ip(request)
+    rows = [
+        Activity(user=user, session=session_hash, ip=ip, date=e.date, event=e.event,
+                 path=e.path, referer=e.referer)
+        for e in events
+    ]  # fmt: skip
+    alias = conf.DATABASE
+    with transaction.atomic(using=alias):
+        Activity.objects.using(alias).bulk_create(rows)
+        if session_hash and session_hash not in _sessions_written:
+            agent = request.META.get("HTTP_USER_AGENT", "")
+            SessionInfo.objects.using(alias).bulk_create(
+                [SessionInfo(session=session_hash, user_agent=agent)], ignore_conflicts=True
+            )
+    if session_hash:
+        if len(_sessions_written) >= MAX_REMEMBERED_SESSIONS:
+            _sessions_written.clear()
+        _sessions_written[session_hash] = None
+    return len(rows)
+
+
+def retention_cutoff(days: int) -> datetime:
+    return timezone.now() - timedelta(days=days)

@@ -1,0 +1,77 @@
+"""The activity endpoint, ``log/``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpRequest, HttpResponseForbidden, JsonResponse
+from django.middleware.csrf import CsrfViewMiddleware
+from django.views.decorators.csrf import csrf_exempt
+
+from active_users.activity import Invalid, check_size, rate_limited, read_events, store
+
+
+def _error(status: int, field: str, message: str) -> JsonResponse:
+    return JsonResponse({"error": f"{field}: {message}", "field": field}, status=status)
+
+
+class _CsrfCheck(CsrfViewMiddleware):
+    def _reject(self, request: HttpRequest, reason: str) -> HttpResponseForbidden:
+        return HttpResponseForbidden(reason)
+
+
+def _csrf_failure(request: HttpRequest) -> str | None:
+    check = _CsrfCheck(lambda request: None)  # type: ignore[arg-type,return-value]
+    check.process_request(request)
+    refused = check.process_view(request, lambda request: None, (), {})  # type: ignore[arg-type]
+    return None if refused is None else refused.content.decode()
+
+
+def _token_user(request: HttpRequest) -> Any:
+    """The user of an ``Authorization`` header, through the project's Django REST framework
+    authentication classes (session authentication aside). None without DRF or header."""
+    if "HTTP_AUTHORIZATION" not in request.META:
+        return None
+    try:
+        from rest_framework.authentication import SessionAuthentication
+        from rest_framework.exceptions import APIException
+        from rest_framework.request import Request
+        from rest_framework.settings import api_settings
+    except ImportError:
+        return None
+    authenticators = [
+        cls() for cls in api_settings.DEFAULT_AUTHENTICATION_CLASSES
+        if not issubclass(cls, SessionAuthentication)
+    ]  # fmt: skip
+    try:
+        user = Request(request, authenticators=authenticators).user
+    except APIException as exc:
+        raise Invalid("authorization", str(exc.detail), status=401) from None
+    return user if user is not None and user.is_authenticated else None
+
+
+@csrf_exempt  # checked below for cookie-authenticated requests, not for token ones
+def log_activity(request: HttpRequest) -> JsonResponse:
+    """Record client-side events: see the README, "Client-side activity"."""
+    if request.method != "POST":
+        response = _error(405, "method", f"{request.method} is not allowed; use POST")
+        response["Allow"] = "POST"
+        return response
+    try:
+        check_size(request)
+        user = _token_user(request)
+        if user is not None:
+            request.user = user  # the middleware records the user after this view
+        else:
+            reason = _csrf_failure(request)
+            if reason is not None:
+                return _error(403, "csrf", reason)
+        wait = rate_limited(request)
+        if wait is not None:
+            response = _error(429, "rate", f"too many events; retry in {wait} seconds")
+            response["Retry-After"] = str(wait)
+            return response
+        events = read_events(request)
+    except Invalid as invalid:
+        return _error(invalid.status, invalid.field, str(invalid).split(": ", 1)[1])
+    return JsonResponse({"logged": store(request, events)}, status=201)
