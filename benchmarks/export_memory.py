@@ -74,9 +74,8 @@ def main() -> None:
         else:
             export(os.environ["EXPORT_OUT"])
         return
-    print(
-        f"{'rows':>10} {'seconds':>8} {'python peak MiB':>16} {'process RSS MiB':>16} {'CSV MiB':>8}"
-    )
+    heads = ("rows", 10), ("seconds", 8), ("python peak MiB", 16), ("process RSS MiB", 16)
+    print(" ".join(f"{name:>{width}}" for name, width in heads), f"{'CSV MiB':>8}")
     for rows in [int(r) for r in args.rows.split(",")]:
         folder = tempfile.mkdtemp()
         env = {**os.environ, "EXPORT_DB": f"{folder}/db.sqlite3", "EXPORT_OUT": f"{folder}/out.csv"}
