@@ -11,7 +11,7 @@ from django.test import override_settings
 
 from active_users.backends import get_backend
 from active_users.tracking import tracker
-from tests.redis_server import RedisServer, in_ci, reachable
+from tests.redis_server import RedisCluster, RedisServer, in_ci, reachable
 
 
 @pytest.fixture(scope="session")
@@ -52,10 +52,33 @@ def redis_settings(redis_url: str) -> Iterator[dict[str, object]]:
         get_backend().clear()
 
 
-@pytest.fixture(params=["database", "redis"])
+@pytest.fixture(scope="session")
+def redis_cluster_url() -> Iterator[str]:
+    """A Redis Cluster of three masters, started for the test session."""
+    cluster = RedisCluster()
+    yield cluster.url
+    cluster.close()
+
+
+@pytest.fixture
+def redis_cluster_settings(redis_cluster_url: str) -> Iterator[dict[str, object]]:
+    values = {
+        "ACTIVE_USERS_BACKEND": "redis",
+        "ACTIVE_USERS_REDIS_URL": redis_cluster_url,
+        "ACTIVE_USERS_REDIS_CLUSTER": True,
+        "ACTIVE_USERS_KEY_PREFIX": f"test-{uuid.uuid4().hex[:12]}",
+    }
+    with override_settings(**values):
+        yield values
+        get_backend().clear()
+
+
+@pytest.fixture(params=["database", "redis", "redis-cluster"])
 def backend_name(request: pytest.FixtureRequest) -> Iterator[str]:
     """Runs a test once per backend, with that backend configured."""
-    if request.param == "redis":
+    if request.param == "redis-cluster":
+        request.getfixturevalue("redis_cluster_settings")
+    elif request.param == "redis":
         request.getfixturevalue("redis_settings")
     else:
         request.getfixturevalue("db")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -24,17 +25,33 @@ def redis_server_binary() -> str:
         return found
 
 
-def free_port() -> int:
+def _bindable(port: int) -> bool:
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def free_port(bus: bool = False) -> int:
+    """A free loopback port; with ``bus``, one whose Cluster bus port (+10000) is free too."""
+    if not bus:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            return int(sock.getsockname()[1])
+    rng = random.Random()
+    while True:
+        port = rng.randrange(20_000, 50_000)
+        if _bindable(port) and _bindable(port + 10_000):
+            return port
 
 
 class RedisServer:
     """A real redis-server on a free loopback port, stopped with :meth:`stop`."""
 
     def __init__(self, *extra: str) -> None:
-        self.port = free_port()
+        self.port = free_port(bus="--cluster-enabled" in extra)
         self.dir = tempfile.mkdtemp(prefix="active-users-redis-")
         self.extra = extra
         self.process: subprocess.Popen[bytes] | None = None
@@ -60,6 +77,7 @@ class RedisServer:
                 return
             except redis.ConnectionError:
                 if time.monotonic() > deadline or self.process.poll() is not None:
+                    self.stop()
                     raise RuntimeError(f"redis-server did not start on port {self.port}") from None
                 time.sleep(0.05)
 
@@ -83,3 +101,39 @@ def reachable(url: str) -> bool:
 
 def in_ci() -> bool:
     return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+class RedisCluster:
+    """Three real redis-server masters joined into a Redis Cluster (slots split evenly)."""
+
+    def __init__(self) -> None:
+        self.nodes = [RedisServer("--cluster-enabled", "yes", "--cluster-node-timeout", "2000")
+                      for _ in range(3)]  # fmt: skip
+        try:
+            per = 16384 // 3
+            for n, node in enumerate(self.nodes):
+                end = 16384 if n == 2 else (n + 1) * per
+                node.client().execute_command("CLUSTER", "ADDSLOTS", *range(n * per, end))
+            first = self.nodes[0].client()
+            for node in self.nodes[1:]:
+                first.execute_command("CLUSTER", "MEET", "127.0.0.1", node.port)
+            deadline = time.monotonic() + 20
+            while not all(
+                b"cluster_state:ok" in node.client().execute_command("CLUSTER", "INFO")
+                and node.client().execute_command("CLUSTER", "INFO").count(b"cluster_known_nodes:3")
+                for node in self.nodes
+            ):
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the Redis Cluster did not come up")
+                time.sleep(0.1)
+        except Exception:
+            self.close()
+            raise
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.nodes[0].port}/0"
+
+    def close(self) -> None:
+        for node in self.nodes:
+            node.close()

@@ -8,8 +8,11 @@ import time
 import pytest
 from django.test import Client, override_settings
 
-from active_users import api
+from active_users import api, last_seen
 from active_users.exceptions import StoreUnavailable
+from active_users.last_seen import flush_last_seen
+from active_users.models import LastSeen
+from active_users.tracking import tracker
 from tests.redis_server import RedisServer, free_port
 
 
@@ -80,3 +83,24 @@ def test_tracking_resumes_after_redis_restarts(own_redis, make_user) -> None:
     time.sleep(0.6)  # past the cool-down
     assert browser.get("/page/").status_code == 200
     assert api.get_active_users_count() == 1
+
+
+@pytest.mark.slow
+def test_last_seen_survives_a_redis_flushdb(make_user) -> None:
+    server = RedisServer()
+    try:
+        with override_settings(ACTIVE_USERS_BACKEND="redis", ACTIVE_USERS_REDIS_URL=server.url):
+            user = make_user("durable")
+            browser = Client()
+            browser.force_login(user)
+            browser.get("/page/")
+            flush_last_seen()
+            flushed = LastSeen.objects.get(user=user).last_activity
+            time.sleep(0.05)
+            tracker.forget()
+            browser.get("/page/")
+            assert last_seen.last_seen(user) > flushed  # fresher, from Redis
+            server.client().flushdb()
+            assert last_seen.last_seen(user) == flushed  # lost at most one interval
+    finally:
+        server.close()

@@ -19,7 +19,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from active_users.conf import conf
-from active_users.requests import get_client_ip, hash_session_key
+from active_users.requests import get_client_ip, hash_session_key, stored_ip
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -176,7 +176,7 @@ def store(request: HttpRequest, events: list[Event]) -> int:
     user = user if user is not None and user.is_authenticated else None
     session = getattr(request, "session", None)
     session_hash = hash_session_key(getattr(session, "session_key", None))
-    ip = get_client_ip(request)
+    ip = stored_ip(request)
     rows = [
         Activity(user=user, session=session_hash, ip=ip, date=e.date, event=e.event,
                  path=e.path, referer=e.referer)

@@ -124,6 +124,18 @@ class Settings:
         return tuple(self._get("TRUSTED_PROXIES", ()))
 
     @property
+    def STORE_IP(self) -> bool:
+        return bool(self._get("STORE_IP", True))
+
+    @property
+    def ANONYMIZE_IP(self) -> bool:
+        return bool(self._get("ANONYMIZE_IP", False))
+
+    @property
+    def REDIS_CLUSTER(self) -> bool:
+        return bool(self._get("REDIS_CLUSTER", False))
+
+    @property
     def FAILURE_COOLDOWN(self) -> float:
         return float(self._get("FAILURE_COOLDOWN", 5.0))
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from active_users.requests import get_client_ip, hash_session_key
+from active_users.requests import get_client_ip, hash_session_key, stored_ip
 
 if TYPE_CHECKING:
     from django.http import HttpRequest
@@ -79,7 +79,7 @@ class ActiveUserEntry(AbstractActiveUserEntry):
         if user.pk is not None:
             instance.user_id = str(user.pk)  # type: ignore[attr-defined]
             instance.username = user.get_username()  # type: ignore[attr-defined]
-            instance.ip = get_client_ip(request) or ""  # type: ignore[attr-defined]
+            instance.ip = stored_ip(request) or ""  # type: ignore[attr-defined]
         session = getattr(request, "session", None)
         if session is not None:
             instance.session_id = hash_session_key(session.session_key)  # type: ignore[attr-defined]

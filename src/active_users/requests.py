@@ -61,3 +61,19 @@ def get_client_ip(request: HttpRequest) -> str | None:
         if not _is_trusted(ip, networks):
             return ip
     return remote
+
+
+def anonymize_ip(ip: str) -> str:
+    """IPv4 with the last octet zeroed, IPv6 cut to its /48 network."""
+    address = ipaddress.ip_address(ip)
+    prefix = 24 if address.version == 4 else 48
+    return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False).network_address)
+
+
+def stored_ip(request: HttpRequest) -> str | None:
+    """The client's IP as the package keeps it: per ``ACTIVE_USERS_STORE_IP`` and
+    ``ACTIVE_USERS_ANONYMIZE_IP``."""
+    if not conf.STORE_IP:
+        return None
+    ip = get_client_ip(request)
+    return anonymize_ip(ip) if ip and conf.ANONYMIZE_IP else ip

@@ -47,7 +47,9 @@ def get_backend() -> BaseBackend:
 def reset_backend() -> None:
     global _backend
     with _lock:
-        _backend = None
+        old, _backend = _backend, None
+    if old is not None:
+        old.close()
 
 
 @receiver(setting_changed)

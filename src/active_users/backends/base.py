@@ -144,6 +144,9 @@ class BaseBackend:
         """Record that last-seen times up to ``until`` are in the database."""
         raise NotImplementedError
 
+    def close(self) -> None:
+        """Release connections (the backend is being replaced)."""
+
     async def atouch(self, presence: Presence, now: float | None = None) -> bool:
         return await sync_to_async(self.touch)(presence, now)
 

@@ -69,7 +69,6 @@ def connection_settings() -> tuple[str, dict[str, Any]]:
         socket_timeout=timeout,
         socket_connect_timeout=timeout,
         retry=Retry(NoBackoff(), 0),
-        retry_on_timeout=False,
     )
     return url, options
 
@@ -96,7 +95,7 @@ class RedisBackend(BaseBackend):
     def __init__(self) -> None:
         url, options = connection_settings()
         self.url, self.options = url, options
-        self.client = redis.Redis.from_url(url, **options)
+        self.client = self._client_class().from_url(url, **options)
         self._async_clients: weakref.WeakKeyDictionary[
             asyncio.AbstractEventLoop, tuple[aioredis.Redis, AsyncScript]
         ] = weakref.WeakKeyDictionary()
@@ -108,12 +107,24 @@ class RedisBackend(BaseBackend):
         self.flushed_key = f"{tag}:last_seen_flushed"
         self._touch_script = self.client.register_script(TOUCH_SCRIPT)
 
+    @staticmethod
+    def _client_class(asynchronous: bool = False) -> Any:
+        if conf.REDIS_CLUSTER:
+            if asynchronous:
+                from redis.asyncio.cluster import RedisCluster as AsyncCluster
+
+                return AsyncCluster
+            from redis.cluster import RedisCluster
+
+            return RedisCluster
+        return aioredis.Redis if asynchronous else redis.Redis
+
     def _async(self) -> tuple[aioredis.Redis, AsyncScript]:
         # asyncio connections cannot cross event loops: one client per running loop.
         loop = asyncio.get_running_loop()
         found = self._async_clients.get(loop)
         if found is None:
-            client = aioredis.Redis.from_url(self.url, **self.options)
+            client = self._client_class(asynchronous=True).from_url(self.url, **self.options)
             found = self._async_clients[loop] = (client, client.register_script(TOUCH_SCRIPT))
         return found
 
@@ -121,6 +132,9 @@ class RedisBackend(BaseBackend):
     def aclient(self) -> aioredis.Redis:
         """A client bound to the running event loop."""
         return self._async()[0]
+
+    def close(self) -> None:
+        self.client.close()
 
     async def aclose(self) -> None:
         found = self._async_clients.pop(asyncio.get_running_loop(), None)
