@@ -43,7 +43,12 @@ class AbstractActiveUserEntry:
     def dump(self) -> str:
         """The stored form: a JSON array of the values in ``fields`` order."""
         values = [_text(getattr(self, field, "")) for field in self.fields]
-        return json.dumps(values, ensure_ascii=False, separators=(",", ":"))
+        stored = json.dumps(values, ensure_ascii=False, separators=(",", ":"))
+        try:
+            stored.encode("utf-8")
+        except UnicodeEncodeError:  # lone surrogates: escape them, JSON brings them back
+            stored = json.dumps(values, separators=(",", ":"))
+        return stored
 
     @classmethod
     def load(cls, stored: str | bytes) -> Self:
