@@ -10,9 +10,11 @@ guarded by a circuit breaker: a failing store is left alone for
 from __future__ import annotations
 
 import logging
+import re
 import time
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from asgiref.sync import sync_to_async
@@ -22,6 +24,7 @@ from django.utils.functional import LazyObject, empty
 from active_users.backends import Presence, get_backend
 from active_users.conf import conf
 from active_users.exceptions import StoreUnavailable
+from active_users.keys import ActiveUserEntry
 from active_users.requests import hash_session_key
 from active_users.signals import user_became_active
 
@@ -32,6 +35,7 @@ logger = logging.getLogger("active_users")
 
 VISITOR_SESSION_KEY = "_active_users_visitor"
 MAX_REMEMBERED = 100_000
+Observed = tuple[Hashable, Presence]
 
 
 class CircuitBreaker:
@@ -61,85 +65,126 @@ class CircuitBreaker:
             )
 
 
-def _excluded_user(user: Any) -> bool:
-    for rule in conf.EXCLUDE_USERS:
-        if rule == "staff":
-            if user.is_staff:
-                return True
-        elif rule in ("superuser", "superusers"):
-            if user.is_superuser:
-                return True
-        elif conf.import_callable(rule)(user):
-            return True
-    return False
+@dataclass(frozen=True)
+class Policy:
+    """The settings the request path reads, resolved once and rebuilt when one changes."""
 
+    exclude_url: re.Pattern[str] | None
+    exclude_users: tuple[Any, ...]
+    key_class: type
+    track_anonymous: bool
+    bots: re.Pattern[str] | None
+    touch_interval: float
 
-def _needs_sync_context(request: HttpRequest) -> bool:
-    """Whether building the entry may touch the database (an unevaluated user, a session
-    to create), which async code must not do directly."""
-    user = getattr(request, "user", None)
-    if isinstance(user, LazyObject) and user._wrapped is empty:
-        return True
-    return conf.TRACK_ANONYMOUS and not getattr(user, "is_authenticated", False)
+    @classmethod
+    def current(cls) -> Policy:
+        return cls(
+            exclude_url=conf.exclude_url_regex,
+            exclude_users=tuple(conf.EXCLUDE_USERS),
+            key_class=conf.KEY_CLASS,
+            track_anonymous=conf.TRACK_ANONYMOUS,
+            bots=conf.bot_regex,
+            touch_interval=conf.TOUCH_INTERVAL,
+        )
+
+    def excludes_user(self, user: Any) -> bool:
+        for rule in self.exclude_users:
+            if rule == "staff":
+                if user.is_staff:
+                    return True
+            elif rule in ("superuser", "superusers"):
+                if user.is_superuser:
+                    return True
+            elif conf.import_callable(rule)(user):
+                return True
+        return False
 
 
 class Tracker:
     def __init__(self) -> None:
         self.breaker = CircuitBreaker()
-        self._written: dict[tuple[str, str], float] = {}
+        # What this process wrote lately: throttle key -> monotonic time of the write.
+        self._written: dict[Hashable, float] = {}
+        self._policy: Policy | None = None
+
+    @property
+    def policy(self) -> Policy:
+        if self._policy is None:
+            self._policy = Policy.current()
+        return self._policy
 
     def forget(self) -> None:
-        """Drop what this process remembers writing (after a clear, or a settings change)."""
+        """Drop what this process remembers (after a clear, or a settings change)."""
         self._written.clear()
+        self._policy = None
 
-    def observe(self, request: HttpRequest) -> Presence | None:
-        """What ``request`` marks active, or None."""
-        regex = conf.exclude_url_regex
-        if regex is not None and regex.search(request.path):
+    def needs_sync_context(self, request: HttpRequest) -> bool:
+        """Whether building the entry may touch the database (an unevaluated user, a session
+        to create), which async code must not do directly."""
+        user = getattr(request, "user", None)
+        if isinstance(user, LazyObject) and user._wrapped is empty:
+            return True
+        return self.policy.track_anonymous and not getattr(user, "is_authenticated", False)
+
+    def observe(self, request: HttpRequest, due_only: bool = True) -> Observed | None:
+        """What ``request`` marks active, with its throttle key; None when nothing is to be
+        written (excluded, or ``due_only`` and written lately by this process)."""
+        policy = self.policy
+        if policy.exclude_url is not None and policy.exclude_url.search(request.path):
             return None
         user = getattr(request, "user", None)
-        if user is not None and user.is_authenticated:
-            if conf.EXCLUDE_USERS and _excluded_user(user):
-                return None
-            entry = conf.KEY_CLASS.create_from_request(request)
-            return Presence(entry.dump(), str(user.pk))
-        if not conf.TRACK_ANONYMOUS:
-            return None
-        bots = conf.bot_regex
-        if bots is not None and bots.search(request.META.get("HTTP_USER_AGENT", "")):
-            return None
         session = getattr(request, "session", None)
-        if session is None:
+        if user is not None and user.is_authenticated:
+            if policy.exclude_users and policy.excludes_user(user):
+                return None
+            # The default entry is fixed by these request values: a repeated request is
+            # recognised without building it.
+            quick: Hashable | None = None
+            if policy.key_class is ActiveUserEntry:
+                meta = request.META
+                quick = (user.pk, getattr(session, "session_key", None),
+                         meta.get("REMOTE_ADDR"), meta.get("HTTP_X_FORWARDED_FOR"))  # fmt: skip
+                if due_only and not self._due(quick, policy):
+                    return None
+            entry = policy.key_class.create_from_request(request)
+            presence = Presence(entry.dump(), str(user.pk))
+            key = quick if quick is not None else (presence.user_id, presence.member)
+            if quick is None and due_only and not self._due(key, policy):
+                return None
+            return key, presence
+        if not policy.track_anonymous or session is None:
+            return None
+        if policy.bots is not None and policy.bots.search(request.META.get("HTTP_USER_AGENT", "")):
             return None
         if not session.session_key:
             # A visitor is counted by session; give a new visitor one.
             session[VISITOR_SESSION_KEY] = True
             session.save()
-        return Presence(hash_session_key(session.session_key))
+        key = ("visitor", session.session_key)
+        if due_only and not self._due(key, policy):
+            return None
+        return key, Presence(hash_session_key(session.session_key))
 
-    def _due(self, presence: Presence) -> bool:
-        last = self._written.get((presence.user_id, presence.member))
-        return last is None or time.monotonic() - last >= conf.TOUCH_INTERVAL
+    def _due(self, key: Hashable, policy: Policy) -> bool:
+        last = self._written.get(key)
+        return last is None or time.monotonic() - last >= policy.touch_interval
 
-    def forget_presence(self, presence: Presence) -> None:
-        self._written.pop((presence.user_id, presence.member), None)
+    def forget_key(self, key: Hashable) -> None:
+        self._written.pop(key, None)
 
-    def _wrote(self, presence: Presence) -> None:
+    def _wrote(self, key: Hashable) -> None:
         if len(self._written) >= MAX_REMEMBERED:
             self._written.clear()
-        self._written[(presence.user_id, presence.member)] = time.monotonic()
-
-    def _pending(self, presence: Presence | None) -> bool:
-        return presence is not None and self._due(presence) and self.breaker.allows()
+        self._written[key] = time.monotonic()
 
     def _failed(self, exc: Exception) -> None:
         self.breaker.failed(exc)
 
-    def _done(self, request: HttpRequest, presence: Presence, returning: bool) -> None:
+    def _done(self, request: HttpRequest, key: Hashable, returning: bool) -> None:
         from active_users.last_seen import flusher
 
         self.breaker.succeeded()
-        self._wrote(presence)
+        self._wrote(key)
         if returning:
             user = request.user
             for receiver, result in user_became_active.send_robust(
@@ -152,40 +197,42 @@ class Tracker:
     def track(self, request: HttpRequest) -> None:
         """Record ``request``; never raises."""
         try:
-            presence = self.observe(request)
+            observed = self.observe(request)
         except Exception:
             logger.exception("active_users: could not build the entry for %s", request.path)
             return
-        if presence is None or not self._pending(presence):
+        if observed is None or not self.breaker.allows():
             return
+        key, presence = observed
         try:
             returning = get_backend().touch(presence)
         except Exception as exc:
             self._failed(exc)
             return
-        self._done(request, presence, returning)
+        self._done(request, key, returning)
 
     async def atrack(self, request: HttpRequest) -> None:
         """Async twin of :meth:`track`."""
         try:
-            if _needs_sync_context(request):
-                presence = await sync_to_async(self.observe)(request)
+            if self.needs_sync_context(request):
+                observed = await sync_to_async(self.observe)(request)
             else:
-                presence = self.observe(request)
+                observed = self.observe(request)
         except Exception:
             logger.exception("active_users: could not build the entry for %s", request.path)
             return
-        if presence is None or not self._pending(presence):
+        if observed is None or not self.breaker.allows():
             return
+        key, presence = observed
         try:
             returning = await get_backend().atouch(presence)
         except Exception as exc:
             self._failed(exc)
             return
         if returning:  # receivers are sync code
-            await sync_to_async(self._done)(request, presence, returning)
+            await sync_to_async(self._done)(request, key, returning)
         else:
-            self._done(request, presence, returning)
+            self._done(request, key, returning)
 
     @contextmanager
     def reading(self) -> Iterator[None]:
@@ -219,11 +266,11 @@ def _logged_out(*, request: HttpRequest, user: Any, **kwargs: Any) -> None:
     if user is None or request is None:
         return
     try:
-        presence = tracker.observe(request)
-        if presence is not None and not presence.anonymous:
-            tracker.forget_presence(presence)
+        observed = tracker.observe(request, due_only=False)
+        if observed is not None and not observed[1].anonymous:
+            tracker.forget_key(observed[0])
             with tracker.reading():
-                get_backend().remove(presence)
+                get_backend().remove(observed[1])
     except Exception:
         logger.warning("active_users: could not remove the entry of a user who logged out")
 
