@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.core.signals import setting_changed
 from django.utils.functional import LazyObject, empty
 
@@ -75,6 +76,7 @@ class Policy:
     track_anonymous: bool
     bots: re.Pattern[str] | None
     touch_interval: float
+    session_cookie: str
 
     @classmethod
     def current(cls) -> Policy:
@@ -85,6 +87,7 @@ class Policy:
             track_anonymous=conf.TRACK_ANONYMOUS,
             bots=conf.bot_regex,
             touch_interval=conf.TOUCH_INTERVAL,
+            session_cookie=settings.SESSION_COOKIE_NAME,
         )
 
     def excludes_user(self, user: Any) -> bool:
@@ -138,11 +141,12 @@ class Tracker:
             if policy.exclude_users and policy.excludes_user(user):
                 return None
             # The default entry is fixed by these request values: a repeated request is
-            # recognised without building it.
+            # recognised without building it (the session cookie, not ``session_key``, which
+            # signed-cookie sessions compute anew on each access).
             quick: Hashable | None = None
             if policy.key_class is ActiveUserEntry:
                 meta = request.META
-                quick = (user.pk, getattr(session, "session_key", None),
+                quick = (user.pk, request.COOKIES.get(policy.session_cookie),
                          meta.get("REMOTE_ADDR"), meta.get("HTTP_X_FORWARDED_FOR"))  # fmt: skip
                 if due_only and not self._due(quick, policy):
                     return None
@@ -177,9 +181,6 @@ class Tracker:
             self._written.clear()
         self._written[key] = time.monotonic()
 
-    def _failed(self, exc: Exception) -> None:
-        self.breaker.failed(exc)
-
     def _done(self, request: HttpRequest, key: Hashable, returning: bool) -> None:
         from active_users.last_seen import flusher
 
@@ -207,7 +208,7 @@ class Tracker:
         try:
             returning = get_backend().touch(presence)
         except Exception as exc:
-            self._failed(exc)
+            self.breaker.failed(exc)
             return
         self._done(request, key, returning)
 
@@ -227,7 +228,7 @@ class Tracker:
         try:
             returning = await get_backend().atouch(presence)
         except Exception as exc:
-            self._failed(exc)
+            self.breaker.failed(exc)
             return
         if returning:  # receivers are sync code
             await sync_to_async(self._done)(request, key, returning)
