@@ -202,6 +202,7 @@ def main() -> None:
     parser.add_argument("--redis-sizes", default=None)
     parser.add_argument("--db-sizes", default=None)
     parser.add_argument("--seconds", type=int, default=None, help="load duration")
+    parser.add_argument("--parts", default="request,sizes,serve", help="what to measure")
     args = parser.parse_args()
     redis_sizes = args.redis_sizes or ("10000" if args.quick else "10000,100000,1000000")
     db_sizes = args.db_sizes or ("10000" if args.quick else "10000,100000")
@@ -209,22 +210,29 @@ def main() -> None:
     bench = Bench(args.quick)
     results: dict[str, Any] = {"machine": machine(), "command": " ".join(sys.argv),
                                "request": {}, "sizes": {}, "serve": {}, "writes": {}}  # fmt: skip
+    parts = set(args.parts.split(","))
+    saved = HERE / "results.json"
+    if parts != {"request", "sizes", "serve"} and saved.exists():  # a partial run updates
+        results = {**json.loads(saved.read_text()), "machine": results["machine"]}
+        results["command"] += f"; then {' '.join(sys.argv)}"
     try:
-        for subject, store, label in SUBJECTS:
-            print(f"{label}: per request", flush=True)
-            rounds = 2 if args.quick else 5
-            steady = bench.worker(subject, store, "request", BENCH_USERS=1000, BENCH_ROUNDS=rounds,
-                                  BENCH_TOUCH_INTERVAL=3600)  # fmt: skip
-            first = bench.worker(subject, store, "request", BENCH_USERS=1000,
-                                 BENCH_ROUNDS=rounds, BENCH_TOUCH_INTERVAL=0)  # fmt: skip
-            results["request"][label] = {"steady": steady, "first_touch": first}
-            print(f"{label}: sizes", flush=True)
-            sizes = redis_sizes if store == "redis" else db_sizes
-            results["sizes"][label] = bench.worker(subject, store, "sizes", BENCH_SIZES=sizes)
-            if store != "redis":
-                results["writes"][label] = bench.worker(subject, store, "writes")
+        for subject, store, label in SUBJECTS if parts & {"request", "sizes"} else []:
+            if "request" in parts:
+                print(f"{label}: per request", flush=True)
+                rounds = 2 if args.quick else 5
+                steady = bench.worker(subject, store, "request", BENCH_USERS=1000,
+                                      BENCH_ROUNDS=rounds, BENCH_TOUCH_INTERVAL=3600)  # fmt: skip
+                first = bench.worker(subject, store, "request", BENCH_USERS=1000,
+                                     BENCH_ROUNDS=rounds, BENCH_TOUCH_INTERVAL=0)  # fmt: skip
+                results["request"][label] = {"steady": steady, "first_touch": first}
+                if store != "redis":
+                    results["writes"][label] = bench.worker(subject, store, "writes")
+            if "sizes" in parts:
+                print(f"{label}: sizes", flush=True)
+                sizes = redis_sizes if store == "redis" else db_sizes
+                results["sizes"][label] = bench.worker(subject, store, "sizes", BENCH_SIZES=sizes)
             (HERE / "results.json").write_text(json.dumps(results, indent=2))
-        if shutil.which("wrk"):
+        if shutil.which("wrk") and "serve" in parts:
             for subject, store, label in [("bare", "postgres", "bare Django"),
                                           ("ours", "redis", "this package, Redis"),
                                           ("ours", "postgres", "this package, PostgreSQL"),

@@ -356,8 +356,11 @@ def write_amplification(requests: int = 1000) -> dict[str, Any]:
 
 
 if os.environ.get("BENCH_WSGI"):
+    from django.conf import settings as _settings
+
     sys.path.insert(0, os.path.dirname(__file__))
-    configure()
+    if not _settings.configured:  # this module is imported a second time as "worker"
+        configure()
     from django.core.wsgi import get_wsgi_application
 
     application = get_wsgi_application()

@@ -132,3 +132,20 @@ async def test_async_twins_answer_like_the_sync_methods(backend: BaseBackend) ->
     if hasattr(backend, "aclose"):
         await backend.aclose()
     await sync_to_async(connections.close_all)()
+
+
+def test_other_keys_in_the_redis_database_are_never_counted_or_touched(redis_settings) -> None:
+    import redis
+
+    prefix = redis_settings["ACTIVE_USERS_KEY_PREFIX"]
+    foreign = {f"{prefix}:entries": "plain", "au:1:abc:127.0.0.1:bob": "0", f"{prefix}x": "1"}
+    with redis.Redis.from_url(str(redis_settings["ACTIVE_USERS_REDIS_URL"])) as client:
+        client.mset(foreign)
+        try:
+            get_backend().touch(entry(1))
+            assert get_backend().count() == 1
+            get_backend().clear()
+            get_backend().clear_expired()
+            assert client.mget(list(foreign)) == [v.encode() for v in foreign.values()]
+        finally:
+            client.delete(*foreign)

@@ -74,6 +74,28 @@ def test_a_paused_redis_does_not_stall_requests_and_tracking_resumes(
 
 
 @pytest.mark.slow
+def test_a_redis_down_at_start_up_is_waited_for(make_user, caplog) -> None:
+    server = RedisServer()
+    server.stop()  # down before the site starts
+    try:
+        with override_settings(
+            ACTIVE_USERS_BACKEND="redis",
+            ACTIVE_USERS_REDIS_URL=server.url,
+            ACTIVE_USERS_FAILURE_COOLDOWN=0.5,
+        ):
+            browser = Client()
+            browser.force_login(make_user("early"))
+            assert browser.get("/page/").status_code == 200
+            server.start()
+            time.sleep(0.6)
+            assert browser.get("/page/").status_code == 200
+            assert [d["username"] for d in api.get_active_users()] == ["early"]
+            assert len([m for m in warnings_of(caplog) if "failed" in m]) == 1
+    finally:
+        server.close()
+
+
+@pytest.mark.slow
 def test_tracking_resumes_after_redis_restarts(own_redis, make_user) -> None:
     browser = Client()
     browser.force_login(make_user("comeback"))

@@ -77,16 +77,24 @@ class DatabaseBackend(BaseBackend):
     def touch(self, presence: Presence, now: float | None = None) -> bool:
         moment = _datetime(time.time() if now is None else now)
         rows = self._rows(presence, moment)
-        returning = False
-        if not presence.anonymous and user_became_active.has_listeners():
-            returning = self._returning(rows[1], now)
-        with_target = connections[self.alias].features.supports_update_conflicts_with_target
-        self.objects.bulk_create(
-            rows,
-            update_conflicts=True,
-            unique_fields=["key"] if with_target else None,
-            update_fields=["touched"],
-        )
+        connection = connections[self.alias]
+        with transaction.atomic(using=self.alias):
+            if connection.vendor == "postgresql":
+                # Presence is fleeting: a crash may lose the last few milliseconds of it,
+                # and in exchange the commit does not wait for the WAL to reach the disk.
+                with connection.cursor() as cursor:
+                    cursor.execute("SET LOCAL synchronous_commit TO OFF")
+            returning = False
+            if not presence.anonymous and user_became_active.has_listeners():
+                returning = self._returning(rows[1], now)
+            self.objects.bulk_create(
+                rows,
+                update_conflicts=True,
+                unique_fields=["key"]
+                if connection.features.supports_update_conflicts_with_target
+                else None,
+                update_fields=["touched"],
+            )
         return returning
 
     def _returning(self, user_row: Any, now: float | None) -> bool:
