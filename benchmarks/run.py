@@ -302,6 +302,9 @@ def render(results: dict[str, Any]) -> str:
             lines.append(f"| {label} | {row['rps']:.0f} | {row['rps'] / bare:.0%} | "
                          f"{row['p99_ms']:.1f} | {row['errors']} | {row.get('active_after', '')} |")  # fmt: skip
     lines += ["", "![Count latency against active entries](benchmarks-count.png)", ""]
+    targets = HERE / "targets.md"  # the reading of the figures, kept by hand
+    if targets.exists():
+        lines += [targets.read_text()]
     return "\n".join(lines)
 
 
