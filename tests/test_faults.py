@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+import shutil
+import subprocess
 import time
+from pathlib import Path
 
 import pytest
 from django.test import Client, override_settings
@@ -13,7 +16,7 @@ from active_users.exceptions import StoreUnavailable
 from active_users.last_seen import flush_last_seen
 from active_users.models import LastSeen
 from active_users.tracking import tracker
-from tests.redis_server import RedisServer, free_port
+from tests.redis_server import RedisServer, free_port, reachable
 
 
 @pytest.fixture
@@ -135,3 +138,50 @@ def test_last_seen_survives_a_redis_flushdb(make_user) -> None:
             assert last_seen.last_seen(user) == flushed  # lost at most one interval
     finally:
         server.close()
+
+
+def make_certificates(folder: Path) -> None:
+    """A throwaway CA and a server certificate for 127.0.0.1, made with openssl."""
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=folder, check=True, capture_output=True)
+
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+            "/CN=test-ca", "-keyout", "ca.key", "-out", "ca.crt")  # fmt: skip
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
+            "-keyout", "server.key", "-out", "server.csr")  # fmt: skip
+    (folder / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+            "-CAcreateserial", "-days", "2", "-extfile", "san.ext",
+            "-out", "server.crt")  # fmt: skip
+
+
+@pytest.mark.slow
+def test_tracking_over_tls_with_a_rediss_url(make_user, tmp_path) -> None:
+    if not (shutil.which("openssl") and shutil.which("redis-server")):
+        pytest.skip("needs openssl and a TLS-capable redis-server (Debian's redis-server)")
+    make_certificates(tmp_path)
+    port = free_port()
+    server = subprocess.Popen(
+        ["redis-server", "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1",
+         "--tls-cert-file", "server.crt", "--tls-key-file", "server.key",
+         "--tls-ca-cert-file", "ca.crt", "--tls-auth-clients", "no", "--save", "",
+         "--appendonly", "no", "--dir", str(tmp_path)],
+        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"rediss://127.0.0.1:{port}/0?ssl_cert_reqs=required&ssl_ca_certs={tmp_path}/ca.crt"
+    try:
+        deadline = time.monotonic() + 10
+        while not reachable(url):
+            if server.poll() is not None:
+                pytest.skip("this redis-server was built without TLS")
+            assert time.monotonic() < deadline, "redis-server with TLS did not start"
+            time.sleep(0.1)
+        with override_settings(ACTIVE_USERS_BACKEND="redis", ACTIVE_USERS_REDIS_URL=url):
+            browser = Client()
+            browser.force_login(make_user("secure"))
+            assert browser.get("/page/").status_code == 200
+            assert [d["username"] for d in api.get_active_users()] == ["secure"]
+    finally:
+        server.terminate()
+        server.wait(10)
