@@ -48,6 +48,16 @@ def test_anonymous_visitors_are_counted_by_session_apart_from_users(client, make
 
 
 @override_settings(ACTIVE_USERS_TRACK_ANONYMOUS=True)
+def test_a_visitor_who_logs_in_is_counted_as_a_user_only(client, make_user) -> None:
+    client.get("/page/")
+    assert api.get_active_visitors_count() == 1
+    client.force_login(make_user("newcomer"))
+    client.get("/page/")
+    counts = api.get_active_counts()
+    assert (counts.entries, counts.users, counts.visitors) == (1, 1, 0)
+
+
+@override_settings(ACTIVE_USERS_TRACK_ANONYMOUS=True)
 def test_crawlers_are_not_counted_as_visitors(client, db) -> None:
     client.get("/page/", HTTP_USER_AGENT="Mozilla/5.0 (compatible; Googlebot/2.1)")
     assert api.get_active_visitors_count() == 0

@@ -162,12 +162,17 @@ class Tracker:
             return None
         if not session.session_key:
             # A visitor is counted by session; give a new visitor one.
-            session[VISITOR_SESSION_KEY] = True
+            session[VISITOR_SESSION_KEY] = ""
             session.save()
         key = ("visitor", session.session_key)
         if due_only and not self._due(key, policy):
             return None
-        return key, Presence(hash_session_key(session.session_key))
+        member = hash_session_key(session.session_key)
+        if session.get(VISITOR_SESSION_KEY) != member:
+            # Remembered in the session, which survives login, so that logging in ends the
+            # visitor at once (the user is counted from then on).
+            session[VISITOR_SESSION_KEY] = member
+        return key, Presence(member)
 
     def _due(self, key: Hashable, policy: Policy) -> bool:
         last = self._written.get(key)
@@ -276,6 +281,19 @@ def _logged_out(*, request: HttpRequest, user: Any, **kwargs: Any) -> None:
         logger.warning("active_users: could not remove the entry of a user who logged out")
 
 
+def _logged_in(*, request: HttpRequest, user: Any, **kwargs: Any) -> None:
+    """A visitor who logs in stops being counted as an anonymous visitor at once."""
+    session = getattr(request, "session", None)
+    member = session.get(VISITOR_SESSION_KEY) if session is not None else None
+    if not member:
+        return
+    try:
+        with tracker.reading():
+            get_backend().remove(Presence(member))
+    except Exception:
+        logger.warning("active_users: could not remove the visitor entry of a user who logged in")
+
+
 def _user_deleted(*, instance: Any, **kwargs: Any) -> None:
     """A deleted user leaves nothing behind in the live store."""
     try:
@@ -290,9 +308,10 @@ def _user_deleted(*, instance: Any, **kwargs: Any) -> None:
 def connect_signals() -> None:
     """Connect the logout and user-deletion receivers (idempotent)."""
     from django.contrib.auth import get_user_model
-    from django.contrib.auth.signals import user_logged_out
+    from django.contrib.auth.signals import user_logged_in, user_logged_out
     from django.db.models.signals import post_delete
 
+    user_logged_in.connect(_logged_in, dispatch_uid="active_users.login")
     user_logged_out.connect(_logged_out, dispatch_uid="active_users.logout")
     post_delete.connect(_user_deleted, sender=get_user_model(), dispatch_uid="active_users.delete")
 
