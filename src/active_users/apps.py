@@ -17,7 +17,9 @@ class ActiveUsersConfig(AppConfig):
         from django.apps import apps
 
         from active_users.conf import conf
+        from active_users.metrics import register_from_settings
 
+        register_from_settings()
         if conf.ADMIN and apps.is_installed("django.contrib.admin"):
             from active_users.admin import extend_user_admin
 

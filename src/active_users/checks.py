@@ -7,6 +7,7 @@
 - ``active_users.E005``: ``ACTIVE_USERS_API_PERMISSION`` is not a known name or callable.
 - ``active_users.E006``: the Redis backend is chosen but no Redis is configured.
 - ``active_users.W001``: the middleware is listed before ``AuthenticationMiddleware``.
+- ``active_users.W002``: ``ACTIVE_USERS_PROMETHEUS`` is on without ``prometheus_client``.
 """
 
 from __future__ import annotations
@@ -88,6 +89,17 @@ def check_settings(**kwargs: Any) -> list[checks.CheckMessage]:
                 hint="Set ACTIVE_USERS_REDIS_URL, or make the default cache a Redis cache.",
             )
         )
+    if conf.PROMETHEUS:
+        try:
+            import prometheus_client  # noqa: F401
+        except ImportError:
+            errors.append(
+                checks.Warning(
+                    "ACTIVE_USERS_PROMETHEUS is on but prometheus_client is not installed.",
+                    hint="pip install prometheus_client",
+                    id="active_users.W002",
+                )
+            )
     middleware = list(settings.MIDDLEWARE)
     if MIDDLEWARE in middleware and AUTH_MIDDLEWARE in middleware:
         if middleware.index(MIDDLEWARE) < middleware.index(AUTH_MIDDLEWARE):

@@ -202,6 +202,10 @@ class Settings:
         return float(self._get("ACTIVITY_HEARTBEAT", 30))
 
     @property
+    def PROMETHEUS(self) -> bool:
+        return bool(self._get("PROMETHEUS", False))
+
+    @property
     def CACHE(self) -> str:
         return str(self._get("CACHE", "default"))
 

@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError
+
+from active_users import api
+from active_users.conf import conf
+from active_users.exceptions import StoreUnavailable
+
+CLEAR = "\033[H\033[2J"
+
+
+def _age(moment: datetime) -> str:
+    seconds = max(0, int((datetime.now(timezone.utc) - moment).total_seconds()))
+    return f"{seconds} s ago"
+
+
+class Command(BaseCommand):
+    help = "Show who is active now: the counts and a table of active users."
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("--json", action="store_true", help="print JSON, for scripts")
+        parser.add_argument("--limit", type=int, default=20, help="rows of the table (max 1000)")
+        parser.add_argument("--watch", action="store_true", help="refresh in place until Ctrl-C")
+        parser.add_argument("--interval", type=float, default=2.0, help="seconds between refreshes")
+        parser.add_argument("--times", type=int, default=0, help="with --watch: stop after N")
+
+    def handle(self, *args: Any, json: bool, limit: int, watch: bool, interval: float,
+               times: int, **options: Any) -> None:  # fmt: skip
+        if not 1 <= limit <= api.MAX_PAGE_SIZE:
+            raise CommandError(f"--limit must be from 1 to {api.MAX_PAGE_SIZE}.")
+        shown = 0
+        try:
+            while True:
+                text = self.render(limit, as_json=json)
+                self.stdout.write((CLEAR if watch and not json else "") + text)
+                shown += 1
+                if not watch or (times and shown >= times):
+                    return
+                time.sleep(interval)
+        except KeyboardInterrupt:
+            return
+
+    def render(self, limit: int, as_json: bool) -> str:
+        try:
+            counts = api.get_active_counts()
+            page = api.get_active_users_page(limit=limit)
+        except StoreUnavailable as exc:
+            raise CommandError(str(exc)) from exc
+        if as_json:
+            users = [{**u, "last_active": u["last_active"].isoformat()} for u in page.users]
+            return json_dumps({"entries": counts.entries, "users": counts.users,
+                               "visitors": counts.visitors, "active_users": users})  # fmt: skip
+        lines = [
+            f"Active now: {counts.entries} sessions of {counts.users} users, "
+            f"{counts.visitors} anonymous visitors (active = a request in the last "
+            f"{conf.KEY_EXPIRE} s)",
+            "",
+        ]
+        fields = list(conf.KEY_CLASS.fields)
+        rows = [[str(u.get(f, "")) for f in fields] + [_age(u["last_active"])] for u in page.users]
+        header = [f.upper() for f in fields] + ["LAST ACTIVE"]
+        widths = [max(len(c) for c in column) for column in zip(header, *rows)]
+        for row in [header, *rows]:
+            lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+        if counts.entries > len(rows):
+            lines.append(f"… and {counts.entries - len(rows)} more")
+        return "\n".join(lines)
+
+
+def json_dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)
