@@ -91,3 +91,23 @@ def test_post_is_refused_with_405(make_user) -> None:
 def test_page_function_refuses_a_bad_limit() -> None:
     with pytest.raises(ValueError, match="limit"):
         api.get_active_users_page(limit=0)
+
+
+def test_v1_counts_and_users_pages(make_user) -> None:
+    for n in range(3):
+        login(make_user, username=f"v{n}")
+    staff = login(make_user, username="boss", is_staff=True)
+    counts = staff.get("/tracking/v1/counts/").json()
+    assert (counts["entries"], counts["users"], counts["visitors"]) == (4, 4, 0)
+    assert counts["key_expire"] == 20 and counts["time"].endswith("+00:00")
+    first = staff.get("/tracking/v1/users/", {"limit": 3}).json()
+    second = staff.get("/tracking/v1/users/", {"limit": 3, "cursor": first["next"]}).json()
+    names = [u["username"] for u in first["users"] + second["users"]]
+    assert sorted(names) == ["boss", "v0", "v1", "v2"] and second["next"] is None
+    assert staff.get("/tracking/v1/users/", {"cursor": "nope"}).status_code == 400
+
+
+def test_v1_is_guarded_like_the_info_view(make_user) -> None:
+    for url in ("/tracking/v1/counts/", "/tracking/v1/users/"):
+        assert Client().get(url).status_code == 403
+        assert login(make_user).get(url).status_code == 403
