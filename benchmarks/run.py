@@ -206,7 +206,8 @@ def main() -> None:
     args = parser.parse_args()
     redis_sizes = args.redis_sizes or ("10000" if args.quick else "10000,100000,1000000")
     db_sizes = args.db_sizes or ("10000" if args.quick else "10000,100000")
-    seconds = args.seconds or (5 if args.quick else 15)
+    seconds = args.seconds or (3 if args.quick else 15)
+    users = 300 if args.quick else 1000
     bench = Bench(args.quick)
     results: dict[str, Any] = {"machine": machine(), "command": " ".join(sys.argv),
                                "request": {}, "sizes": {}, "serve": {}, "writes": {}}  # fmt: skip
@@ -219,10 +220,10 @@ def main() -> None:
         for subject, store, label in SUBJECTS if parts & {"request", "sizes"} else []:
             if "request" in parts:
                 print(f"{label}: per request", flush=True)
-                rounds = 2 if args.quick else 5
-                steady = bench.worker(subject, store, "request", BENCH_USERS=1000,
+                rounds = 1 if args.quick else 5
+                steady = bench.worker(subject, store, "request", BENCH_USERS=users,
                                       BENCH_ROUNDS=rounds, BENCH_TOUCH_INTERVAL=3600)  # fmt: skip
-                first = bench.worker(subject, store, "request", BENCH_USERS=1000,
+                first = bench.worker(subject, store, "request", BENCH_USERS=users,
                                      BENCH_ROUNDS=rounds, BENCH_TOUCH_INTERVAL=0)  # fmt: skip
                 results["request"][label] = {"steady": steady, "first_touch": first}
                 if store != "redis":
@@ -239,7 +240,7 @@ def main() -> None:
                                           ("dau", "redis", "django-active-users 0.4.1 (Redis)"),
                                           ("dou", "postgres", "django-online-users 0.1, PostgreSQL")]:  # fmt: skip
                 print(f"{label}: gunicorn under wrk", flush=True)
-                results["serve"][label] = bench.serve(subject, store, 1000, seconds)
+                results["serve"][label] = bench.serve(subject, store, users, seconds)
                 (HERE / "results.json").write_text(json.dumps(results, indent=2))
     finally:
         bench.close()
@@ -261,8 +262,8 @@ def render(results: dict[str, Any]) -> str:
              f"Command: `{results['command'].replace(str(ROOT) + '/', '')}`", "",
              "## Per request, through Django's WSGI handler",
              "", "Session and authentication middleware, signed-cookie sessions, 1,000 distinct "
-             "logged-in users, a view that reads `request.user`. Medians over blocks of "
-             "1,000 requests alternating with the middleware and without (2 blocks each in a quick "
+             "logged-in users (300 in a quick run), a view that reads `request.user`. Medians over blocks of "
+             "1,000 requests alternating with the middleware and without (1 block each in a quick "
              "run, 5 in a full one). *Steady*: each entry was "
              "written moments ago. *First touch*: `TOUCH_INTERVAL = 0`, every request writes "
              "(the peers write on every request anyway). *Middleware µs* is the time spent in the "
