@@ -234,13 +234,19 @@ def main() -> None:
                 results["sizes"][label] = bench.worker(subject, store, "sizes", BENCH_SIZES=sizes)
             (HERE / "results.json").write_text(json.dumps(results, indent=2))
         if shutil.which("wrk") and "serve" in parts:
+            # Bare Django runs first and last (the machine warms up as runs go by); the
+            # better of the two is the baseline.
             for subject, store, label in [("bare", "postgres", "bare Django"),
                                           ("ours", "redis", "this package, Redis"),
                                           ("ours", "postgres", "this package, PostgreSQL"),
                                           ("dau", "redis", "django-active-users 0.4.1 (Redis)"),
-                                          ("dou", "postgres", "django-online-users 0.1, PostgreSQL")]:  # fmt: skip
+                                          ("dou", "postgres", "django-online-users 0.1, PostgreSQL"),
+                                          ("bare", "postgres", "bare Django")]:  # fmt: skip
                 print(f"{label}: gunicorn under wrk", flush=True)
-                results["serve"][label] = bench.serve(subject, store, users, seconds)
+                result = bench.serve(subject, store, users, seconds)
+                earlier = results["serve"].get(label)
+                if earlier is None or result["rps"] > earlier["rps"]:
+                    results["serve"][label] = result
                 (HERE / "results.json").write_text(json.dumps(results, indent=2))
     finally:
         bench.close()
