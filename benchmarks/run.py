@@ -234,6 +234,7 @@ def main() -> None:
                 results["sizes"][label] = bench.worker(subject, store, "sizes", BENCH_SIZES=sizes)
             (HERE / "results.json").write_text(json.dumps(results, indent=2))
         if shutil.which("wrk") and "serve" in parts:
+            results["serve"] = {}
             # Bare Django runs first and last (the machine warms up as runs go by); the
             # better of the two is the baseline.
             for subject, store, label in [("bare", "postgres", "bare Django"),
