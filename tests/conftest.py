@@ -39,17 +39,22 @@ def _fresh_tracker() -> Iterator[None]:
     tracker.forget()
 
 
-@pytest.fixture
-def redis_settings(redis_url: str) -> Iterator[dict[str, object]]:
+def _redis_backend(url: str, cluster: bool = False) -> Iterator[dict[str, object]]:
     """Settings for the Redis backend under a key prefix of this test's own."""
     values = {
         "ACTIVE_USERS_BACKEND": "redis",
-        "ACTIVE_USERS_REDIS_URL": redis_url,
+        "ACTIVE_USERS_REDIS_URL": url,
+        "ACTIVE_USERS_REDIS_CLUSTER": cluster,
         "ACTIVE_USERS_KEY_PREFIX": f"test-{uuid.uuid4().hex[:12]}",
     }
     with override_settings(**values):
         yield values
         get_backend().clear()
+
+
+@pytest.fixture
+def redis_settings(redis_url: str) -> Iterator[dict[str, object]]:
+    yield from _redis_backend(redis_url)
 
 
 @pytest.fixture(scope="session")
@@ -62,15 +67,7 @@ def redis_cluster_url() -> Iterator[str]:
 
 @pytest.fixture
 def redis_cluster_settings(redis_cluster_url: str) -> Iterator[dict[str, object]]:
-    values = {
-        "ACTIVE_USERS_BACKEND": "redis",
-        "ACTIVE_USERS_REDIS_URL": redis_cluster_url,
-        "ACTIVE_USERS_REDIS_CLUSTER": True,
-        "ACTIVE_USERS_KEY_PREFIX": f"test-{uuid.uuid4().hex[:12]}",
-    }
-    with override_settings(**values):
-        yield values
-        get_backend().clear()
+    yield from _redis_backend(redis_cluster_url, cluster=True)
 
 
 @pytest.fixture(params=["database", "redis", "redis-cluster"])
