@@ -74,6 +74,26 @@ def test_metrics_expose_the_counts_in_prometheus_text(make_user) -> None:
     assert "active_users_visitors 0.0" in text
     assert "active_users_daily_users 2.0" in text
     assert "# HELP active_users_users Distinct active logged-in users." in text
+    assert "active_users_dau" not in text  # history is off in these tests
+
+
+@override_settings(ACTIVE_USERS_HISTORY=True)
+def test_metrics_expose_daily_weekly_and_monthly_users_from_history(make_user) -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from active_users.history import clear_history
+    from active_users.metrics import register
+
+    clear_history()
+    visit(make_user, "gina")
+    visit(make_user, "hal")
+    registry = CollectorRegistry()
+    register(registry)
+    text = generate_latest(registry).decode()
+    for name in ("dau", "wau", "mau"):
+        assert f"active_users_{name} 2.0" in text
+    assert "# HELP active_users_dau Distinct users today." in text
+    clear_history()
 
 
 def test_metrics_report_a_store_that_is_down(db) -> None:

@@ -13,13 +13,18 @@ from typing import Any
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.db.models import F, QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from active_users import dashboard
+from active_users.api import views as api_views
 from active_users.conf import conf
+from active_users.history import RANGES
 from active_users.last_seen import ONLINE, status_of
-from active_users.models import Activity, LastSeen, SessionInfo
+from active_users.models import Activity, Dashboard, LastSeen, SessionInfo
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -49,6 +54,64 @@ class ActivityAdmin(ReadOnlyAdmin):
 class SessionInfoAdmin(ReadOnlyAdmin):
     list_display = ["session", "user_agent", "created"]
     search_fields = ["user_agent"]
+
+
+class DashboardAdmin(admin.ModelAdmin):
+    """The live dashboard: listed in the admin index for every staff member; the page and
+    its JSON views are served by the admin site, so they need no URL configuration."""
+
+    DATA = {
+        "counts": api_views.counts,
+        "users": dashboard.users,
+        "history": api_views.history,
+        "uniques": api_views.uniques,
+        "pages": dashboard.pages,
+    }
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return dashboard.is_staff(request)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return dashboard.is_staff(request)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def _url_name(self, name: str) -> str:
+        return f"{self.opts.app_label}_{self.opts.model_name}_{name}"
+
+    def get_urls(self) -> list[URLPattern]:
+        wrap = self.admin_site.admin_view
+
+        def data(name: str) -> URLPattern:
+            view = api_views.api_view(self.DATA[name], allowed=dashboard.is_staff)
+            return path(f"data/{name}/", wrap(view), name=self._url_name(name))
+
+        page = wrap(self.changelist_view)
+        return [
+            path("", page, name=self._url_name("changelist")),
+            *(data(name) for name in self.DATA),
+        ]
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
+        site = self.admin_site.name
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Dashboard"),
+            "opts": self.opts,
+            "data_urls": {name: reverse(f"{site}:{self._url_name(name)}") for name in self.DATA},
+            "ranges": list(RANGES),
+            "refresh": conf.DASHBOARD_REFRESH,
+            "key_expire": conf.KEY_EXPIRE,
+            **(extra_context or {}),
+        }
+        return TemplateResponse(request, "admin/active_users/dashboard.html", context)
 
 
 class LastSeenFilter(admin.SimpleListFilter):
@@ -113,6 +176,7 @@ def extend_user_admin(site: admin.AdminSite = admin.site) -> None:
 
 
 if conf.ADMIN:
+    admin.site.register(Dashboard, DashboardAdmin)
     admin.site.register(LastSeen, LastSeenAdmin)
     admin.site.register(Activity, ActivityAdmin)
     admin.site.register(SessionInfo, SessionInfoAdmin)

@@ -162,6 +162,26 @@ class Settings:
     def ADMIN(self) -> bool:
         return bool(self._get("ADMIN", True))
 
+    # History: per-minute samples and daily/monthly uniques (``history.py``)
+    @property
+    def HISTORY(self) -> bool:
+        return bool(self._get("HISTORY", True))
+
+    @property
+    def HISTORY_MINUTE_RETENTION(self) -> int:
+        """Hours of per-minute samples kept (older minutes live on as hourly peaks)."""
+        return int(self._get("HISTORY_MINUTE_RETENTION", 48))
+
+    @property
+    def HISTORY_DAY_RETENTION(self) -> int:
+        """Days of hourly peaks and daily and monthly uniques kept."""
+        return int(self._get("HISTORY_DAY_RETENTION", 400))
+
+    @property
+    def DASHBOARD_REFRESH(self) -> float:
+        """Seconds between the admin dashboard's refreshes."""
+        return float(self._get("DASHBOARD_REFRESH", 5))
+
     @property
     def users_retention(self) -> float:
         """How long the live store remembers a user's last touch: long enough to tell

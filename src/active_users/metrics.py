@@ -6,6 +6,8 @@ Gauges, read from the store when Prometheus scrapes:
 - ``active_users_users``: distinct active logged-in users
 - ``active_users_visitors``: active anonymous visitors
 - ``active_users_daily_users``: users seen in the last 24 hours (from last seen)
+- ``active_users_dau``, ``active_users_wau``, ``active_users_mau``: distinct users today (in
+  ``TIME_ZONE``), in the last 7 and 30 days (from history; with ``ACTIVE_USERS_HISTORY``)
 - ``active_users_store_up``: 1 when the store answered the scrape, else 0
 """
 
@@ -21,6 +23,7 @@ from django.utils import timezone
 from active_users import api
 from active_users.conf import conf
 from active_users.exceptions import StoreUnavailable
+from active_users.history import get_uniques
 
 
 class ActiveUsersCollector:
@@ -47,6 +50,14 @@ class ActiveUsersCollector:
             yield gauge(
                 "active_users_daily_users", "Users seen in the last 24 hours.", daily.count()
             )
+        if conf.HISTORY:
+            try:
+                uniques = get_uniques(days=0, months=0)
+            except StoreUnavailable:
+                return
+            for name, text in (("dau", "today"), ("wau", "in the last 7 days"),
+                               ("mau", "in the last 30 days")):  # fmt: skip
+                yield gauge(f"active_users_{name}", f"Distinct users {text}.", uniques[name])
 
     def describe(self) -> list[Any]:
         return []  # no collection at registration time

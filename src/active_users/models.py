@@ -45,6 +45,60 @@ class ActiveEntry(models.Model):
         return self.data
 
 
+class Resolution(models.IntegerChoices):
+    MINUTE = 0, _("minute")
+    HOUR = 1, _("hour")
+
+
+class HistorySample(models.Model):
+    """How many were active: a minute's sample, or an hour's peaks (database backend).
+
+    One process of the fleet writes each minute's row; rows past
+    ``ACTIVE_USERS_HISTORY_MINUTE_RETENTION`` hours (minutes) or
+    ``ACTIVE_USERS_HISTORY_DAY_RETENTION`` days (hours) are deleted as new ones come.
+    """
+
+    resolution = models.PositiveSmallIntegerField(_("resolution"), choices=Resolution.choices)
+    start = models.DateTimeField(_("start"))
+    entries = models.PositiveIntegerField(_("user sessions"))
+    users = models.PositiveIntegerField(_("users"))
+    visitors = models.PositiveIntegerField(_("anonymous visitors"))
+
+    class Meta:
+        verbose_name = _("history sample")
+        verbose_name_plural = _("history samples")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["resolution", "start"], name="active_users_sample_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.start:%Y-%m-%d %H:%M} {self.users}"
+
+
+class DailyUnique(models.Model):
+    """That a user (or anonymous visitor) was active on a day, in ``TIME_ZONE`` (database
+    backend): one row per day and person, so distinct counts over any days are exact."""
+
+    day = models.DateField(_("day"))
+    kind = models.PositiveSmallIntegerField(_("kind"), choices=Kind.choices)
+    key = models.CharField(_("key (hashed)"), max_length=32)
+
+    class Meta:
+        verbose_name = _("daily unique")
+        verbose_name_plural = _("daily uniques")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["kind", "day", "key"], name="active_users_unique_per_day"
+            ),
+        ]
+        indexes = [models.Index(fields=["day"], name="active_users_unique_day_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.key}"
+
+
 class LastSeen(models.Model):
     """When each user was last active: one row per user, written in batches at most once
     per ``ACTIVE_USERS_LAST_SEEN_INTERVAL`` seconds, never once per request."""
@@ -82,6 +136,15 @@ class OnlineUserActivity(LastSeen):
         proxy = True
         verbose_name = _("online user activity")
         verbose_name_plural = _("online user activities")
+
+
+class Dashboard(LastSeen):
+    """No data of its own: the admin's entry for the live dashboard (``admin.py``)."""
+
+    class Meta:
+        proxy = True
+        verbose_name = _("dashboard")
+        verbose_name_plural = _("dashboard")
 
 
 class Activity(models.Model):

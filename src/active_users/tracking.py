@@ -187,6 +187,7 @@ class Tracker:
         self._written[key] = time.monotonic()
 
     def _done(self, request: HttpRequest, key: Hashable, returning: bool) -> None:
+        from active_users.history import sampler
         from active_users.last_seen import flusher
 
         self.breaker.succeeded()
@@ -199,6 +200,7 @@ class Tracker:
                 if isinstance(result, Exception):
                     logger.error("active_users: %r failed", receiver, exc_info=result)
         flusher.maybe_flush()
+        sampler.maybe_sample()
 
     def track(self, request: HttpRequest) -> None:
         """Record ``request``; never raises."""
@@ -259,12 +261,16 @@ tracker = Tracker()
 
 
 def _setting_changed(*, setting: str, **kwargs: Any) -> None:
-    if setting.startswith("ACTIVE_USERS_") or setting in {"CACHES", "DATABASES"}:
+    if setting.startswith("ACTIVE_USERS_") or setting in {"CACHES", "DATABASES", "TIME_ZONE"}:
+        from active_users.backends import base
+        from active_users.history import sampler
         from active_users.last_seen import flusher
 
         tracker.forget()
         tracker.breaker = CircuitBreaker()
         flusher.reset()
+        sampler.reset()
+        base.forget_day()
 
 
 def _logged_out(*, request: HttpRequest, user: Any, **kwargs: Any) -> None:

@@ -17,4 +17,6 @@ urlpatterns = [
     path("log/", views.log_activity, name="log"),
     path("v1/counts/", api_views.counts_v1, name="v1-counts"),
     path("v1/users/", api_views.users_v1, name="v1-users"),
+    path("v1/history/", api_views.history_v1, name="v1-history"),
+    path("v1/uniques/", api_views.uniques_v1, name="v1-uniques"),
 ]

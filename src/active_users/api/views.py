@@ -23,10 +23,28 @@ from active_users.api import (
 )
 from active_users.conf import conf
 from active_users.exceptions import StoreUnavailable
+from active_users.history import RANGES, get_history, get_uniques
 from active_users.permissions import has_api_permission
 
 UNICODE = {"ensure_ascii": False}
 View = Callable[[HttpRequest], JsonResponse]
+
+
+class BadParameter(ValueError):
+    """A query parameter the API cannot use; answered with 400 naming it."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}.")
+        self.field = field
+
+
+def int_parameter(request: HttpRequest, name: str, default: int, low: int, high: int) -> int:
+    value = request.GET.get(name)
+    if value is None or value == "":
+        return default
+    if not value.isdigit() or not low <= int(value) <= high:
+        raise BadParameter(name, f"must be an integer from {low} to {high}")
+    return int(value)
 
 
 def _error(status: int, message: str) -> JsonResponse:
@@ -37,19 +55,21 @@ def _json(data: dict[str, Any]) -> JsonResponse:
     return JsonResponse(data, json_dumps_params=UNICODE)
 
 
-def api_view(view: View) -> View:
+def api_view(view: View, allowed: Callable[[HttpRequest], bool] = has_api_permission) -> View:
     """GET only, never cached, permission checked, store and parameter errors as JSON."""
 
     @never_cache
     @require_GET
     @wraps(view)
     def wrapped(request: HttpRequest) -> JsonResponse:
-        if not has_api_permission(request):
+        if not allowed(request):
             return _error(403, "You do not have permission to see active users.")
         try:
             return view(request)
         except StoreUnavailable:
             return _error(503, "The active users store is not answering; try again shortly.")
+        except BadParameter as exc:
+            return _error(400, str(exc))
         except ValueError as exc:
             field = "cursor" if "cursor" in str(exc) else "limit"
             return _error(400, f"{field}: {exc}.")
@@ -86,8 +106,7 @@ def active_users_info_view(request: HttpRequest) -> JsonResponse:
     return _json({"data": page.users, "count": count, "next": page.next_cursor})
 
 
-@api_view
-def counts_v1(request: HttpRequest) -> JsonResponse:
+def counts(request: HttpRequest) -> JsonResponse:
     """``GET v1/counts/`` → ``{"entries", "users", "visitors", "key_expire", "time"}``."""
     counts = get_active_counts()
     return _json({
@@ -99,10 +118,38 @@ def counts_v1(request: HttpRequest) -> JsonResponse:
     })  # fmt: skip
 
 
-@api_view
-def users_v1(request: HttpRequest) -> JsonResponse:
+def users(request: HttpRequest) -> JsonResponse:
     """``GET v1/users/?limit=100&cursor=…`` → ``{"users": [...], "next": cursor or null}``;
     each user is the entry's fields plus ``last_active`` (ISO 8601), newest first."""
     page = _page(request, default=100)
     assert page is not None
     return _json({"users": page.users, "next": page.next_cursor})
+
+
+def history(request: HttpRequest) -> JsonResponse:
+    """``GET v1/history/?range=24h`` (``1h``, ``24h``, ``7d``, ``30d``) →
+    ``{"range", "step", "points": [{"time", "entries", "users", "visitors"}, ...]}``,
+    oldest first, one point per ``step`` seconds."""
+    name = request.GET.get("range") or "24h"
+    if name not in RANGES:
+        raise BadParameter("range", f"must be one of {', '.join(RANGES)}")
+    points = get_history(name)
+    return _json({
+        "range": name,
+        "step": RANGES[name][1],
+        "points": [point.as_json() for point in points],
+    })  # fmt: skip
+
+
+def uniques(request: HttpRequest) -> JsonResponse:
+    """``GET v1/uniques/?days=30&months=12`` → ``{"today", "dau", "wau", "mau", "dau_mau",
+    "dau_visitors", "wau_visitors", "mau_visitors", "days": [...], "months": [...]}``."""
+    days = int_parameter(request, "days", 30, 0, 400)
+    months = int_parameter(request, "months", 12, 0, 24)
+    return _json(get_uniques(days, months))
+
+
+counts_v1 = api_view(counts)
+users_v1 = api_view(users)
+history_v1 = api_view(history)
+uniques_v1 = api_view(uniques)

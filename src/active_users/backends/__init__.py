@@ -11,10 +11,27 @@ from django.core.signals import setting_changed
 from django.dispatch import receiver
 from django.utils.module_loading import import_string
 
-from active_users.backends.base import BaseBackend, Counts, Page, Presence, is_redis_cache
+from active_users.backends.base import (
+    BaseBackend,
+    Counts,
+    Page,
+    Presence,
+    Sample,
+    Uniques,
+    is_redis_cache,
+)
 from active_users.conf import conf
 
-__all__ = ["BaseBackend", "Counts", "Page", "Presence", "backend_path", "get_backend"]
+__all__ = [
+    "BaseBackend",
+    "Counts",
+    "Page",
+    "Presence",
+    "Sample",
+    "Uniques",
+    "backend_path",
+    "get_backend",
+]
 
 ALIASES = {
     "redis": "active_users.backends.redis.RedisBackend",

@@ -7,9 +7,11 @@ import binascii
 import json
 import time
 from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from django.utils import timezone
 
 from active_users.conf import conf
 
@@ -48,6 +50,78 @@ class Page:
 
     items: list[tuple[str, float]] = field(default_factory=list)
     next_cursor: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """Active counts at ``start`` (a UNIX time): a minute's sample, or an hour's peaks."""
+
+    start: int
+    entries: int
+    users: int
+    visitors: int
+
+
+@dataclass(slots=True)
+class Uniques:
+    """Distinct users and visitors: per day and per calendar month (oldest first, as
+    ``(first day, users, visitors)``), and over the last N days (``windows[N]``)."""
+
+    days: list[tuple[date, int, int]] = field(default_factory=list)
+    months: list[tuple[date, int, int]] = field(default_factory=list)
+    windows: dict[int, tuple[int, int]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Day:
+    """A calendar day in the site's ``TIME_ZONE``, with its UNIX time bounds."""
+
+    date: date
+    start: float
+    end: float
+
+    @property
+    def label(self) -> str:
+        return self.date.isoformat()
+
+    @property
+    def month_label(self) -> str:
+        return self.date.isoformat()[:7]
+
+
+_today: Day | None = None
+
+
+def day_of(now: float) -> Day:
+    """The site-local day ``now`` falls in (computed once per day per process)."""
+    global _today
+    found = _today
+    if found is not None and found.start <= now < found.end:
+        return found
+    zone = timezone.get_default_timezone()
+    local = datetime.fromtimestamp(now, tz=zone).date()
+    start = datetime(local.year, local.month, local.day, tzinfo=zone)
+    end = start + timedelta(days=1)
+    found = Day(local, start.timestamp(), end.timestamp())
+    if found.start <= now < found.end:  # not cached across a DST fold
+        _today = found
+    return found
+
+
+def forget_day() -> None:
+    """Drop the cached day (``TIME_ZONE`` changed)."""
+    global _today
+    _today = None
+
+
+def month_starts(today: date, months: int) -> list[date]:
+    """The first days of the last ``months`` calendar months, oldest first."""
+    year, month = today.year, today.month
+    found = []
+    for _ in range(months):
+        found.append(date(year, month, 1))
+        year, month = (year, month - 1) if month > 1 else (year - 1, 12)
+    return found[::-1]
 
 
 def encode_cursor(*values: Any) -> str:
@@ -142,6 +216,31 @@ class BaseBackend:
 
     def flush_done(self, until: float) -> None:
         """Record that last-seen times up to ``until`` are in the database."""
+        raise NotImplementedError
+
+    # History (``active_users.history``)
+    def claim_minute(self, minute: int) -> bool:
+        """Whether this process should sample minute ``minute`` (UNIX time // 60): True
+        for one process of the fleet (the database backend may let a few try)."""
+        raise NotImplementedError
+
+    def record_sample(self, sample: Sample) -> None:
+        """Keep a minute's sample, raise its hour's peaks, and drop what is past
+        retention."""
+        raise NotImplementedError
+
+    def samples(self, hourly: bool, since: int, until: int) -> list[Sample]:
+        """Minute samples (or hourly peaks) that start in ``[since, until]``, oldest first:
+        one round trip or one query."""
+        raise NotImplementedError
+
+    def uniques(self, today: date, days: int, months: int, windows: list[int]) -> Uniques:
+        """Distinct users and visitors per day for ``days`` days and per month for
+        ``months`` months up to ``today``, and over each window of N days."""
+        raise NotImplementedError
+
+    def clear_history(self) -> None:
+        """Forget samples and uniques."""
         raise NotImplementedError
 
     def close(self) -> None:

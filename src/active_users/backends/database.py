@@ -7,28 +7,36 @@ keyset pagination on ``(touched, id)``, so a deep page costs what the first one 
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
-from datetime import datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 from django.apps import apps
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import IntegrityError, connections, transaction
-from django.db.models import Q
+from django.db.models import Count, Max, Q
+from django.db.models.functions import TruncMonth
 
 from active_users.backends.base import (
     BaseBackend,
     Counts,
     Page,
     Presence,
+    Sample,
+    Uniques,
+    day_of,
     decode_cursor,
     encode_cursor,
+    month_starts,
 )
 from active_users.conf import conf
 from active_users.signals import user_became_active
 
 FLUSH_KEY = "last-seen-flush"
+# How many (day, person) marks a process remembers before it starts over.
+MAX_NOTED = 100_000
 
 
 def _datetime(timestamp: float) -> datetime:
@@ -52,11 +60,17 @@ class DatabaseBackend(BaseBackend):
                 "'active_users' to INSTALLED_APPS and run migrate, or use the Redis "
                 "backend (ACTIVE_USERS_BACKEND = 'redis')."
             )
-        from active_users.models import ActiveEntry, Kind
+        from active_users.models import ActiveEntry, DailyUnique, HistorySample, Kind
 
         self.model = ActiveEntry
         self.kind = Kind
+        self.sample_model = HistorySample
+        self.unique_model = DailyUnique
         self.alias = conf.DATABASE
+        # Who this process already marked as seen on ``_noted_day``: (kind, id).
+        self._noted_day: date | None = None
+        self._noted: set[tuple[int, str]] = set()
+        self._noted_lock = threading.Lock()
 
     @property
     def objects(self):  # type: ignore[no-untyped-def]
@@ -99,7 +113,26 @@ class DatabaseBackend(BaseBackend):
             unique_fields=["key"] if with_target else None,
             update_fields=["touched"],
         )
+        if conf.HISTORY:
+            self._note_unique(presence, now)
         return returning
+
+    def _note_unique(self, presence: Presence, now: float | None) -> None:
+        """Mark the user (or visitor) as seen today: one insert per person, day and process."""
+        day = day_of(time.time() if now is None else now).date
+        kind = self.kind.VISITOR if presence.anonymous else self.kind.USER
+        mark = (kind, presence.user_id or presence.member)
+        with self._noted_lock:
+            if self._noted_day != day or len(self._noted) >= MAX_NOTED:
+                self._noted_day, self._noted = day, set()
+            if mark in self._noted:
+                return
+        key = hashlib.blake2b(mark[1].encode(), digest_size=16).hexdigest()
+        self.unique_model.objects.using(self.alias).bulk_create(
+            [self.unique_model(day=day, kind=kind, key=key)], ignore_conflicts=True
+        )
+        with self._noted_lock:
+            self._noted.add(mark)
 
     def _returning(self, user_row: Any, now: float | None) -> bool:
         """Whether this touch brings the user back from offline. Row locks make exactly one
@@ -212,3 +245,101 @@ class DatabaseBackend(BaseBackend):
 
     def flush_done(self, until: float) -> None:
         self.objects.filter(key=FLUSH_KEY, kind=self.kind.MARK).update(data=repr(until))
+
+    # History
+    @property
+    def samples_objects(self):  # type: ignore[no-untyped-def]
+        return self.sample_model.objects.using(self.alias)
+
+    def claim_minute(self, minute: int) -> bool:
+        # A cheap look first; the insert in record_sample is the real claim.
+        return not self.samples_objects.filter(resolution=0, start=_datetime(minute * 60)).exists()
+
+    def record_sample(self, sample: Sample) -> None:
+        values = {"entries": sample.entries, "users": sample.users, "visitors": sample.visitors}
+        try:
+            with transaction.atomic(using=self.alias):
+                self.samples_objects.create(resolution=0, start=_datetime(sample.start), **values)
+        except IntegrityError:
+            return  # another process sampled this minute
+        hour = sample.start - sample.start % 3600
+        peaks = self.samples_objects.filter(
+            resolution=0, start__gte=_datetime(hour), start__lt=_datetime(hour + 3600)
+        ).aggregate(entries=Max("entries"), users=Max("users"), visitors=Max("visitors"))
+        with_target = connections[self.alias].features.supports_update_conflicts_with_target
+        self.samples_objects.bulk_create(
+            [self.sample_model(resolution=1, start=_datetime(hour), **peaks)],
+            update_conflicts=True,
+            unique_fields=["resolution", "start"] if with_target else None,
+            update_fields=["entries", "users", "visitors"],
+        )
+        oldest_minute = sample.start - conf.HISTORY_MINUTE_RETENTION * 3600
+        oldest_hour = hour - conf.HISTORY_DAY_RETENTION * 86400
+        self.samples_objects.filter(
+            Q(resolution=0, start__lt=_datetime(oldest_minute))
+            | Q(resolution=1, start__lt=_datetime(oldest_hour))
+        ).delete()
+        oldest_day = day_of(sample.start).date - timedelta(days=conf.HISTORY_DAY_RETENTION)
+        self.unique_model.objects.using(self.alias).filter(day__lt=oldest_day).delete()
+
+    def samples(self, hourly: bool, since: int, until: int) -> list[Sample]:
+        rows = self.samples_objects.filter(
+            resolution=int(hourly), start__gte=_datetime(since), start__lte=_datetime(until)
+        ).order_by("start")
+        return [
+            Sample(int(_timestamp(start)), entries, users, visitors)
+            for start, entries, users, visitors in rows.values_list(
+                "start", "entries", "users", "visitors"
+            )
+        ]
+
+    def uniques(self, today: date, days: int, months: int, windows: list[int]) -> Uniques:
+        rows = self.unique_model.objects.using(self.alias)
+        user, visitor = self.kind.USER, self.kind.VISITOR
+        result = Uniques()
+        if days:
+            first = today - timedelta(days=days - 1)
+            per_day: dict[tuple[date, int], int] = {
+                (d, k): n
+                for d, k, n in rows.filter(day__gte=first, day__lte=today)
+                .values_list("day", "kind")
+                .annotate(n=Count("id"))
+                .order_by()
+            }
+            shown = [first + timedelta(days=n) for n in range(days)]
+            result.days = [
+                (d, per_day.get((d, user), 0), per_day.get((d, visitor), 0)) for d in shown
+            ]
+        if months:
+            starts = month_starts(today, months)
+            per_month: dict[tuple[date, int], int] = {}
+            for month, kind, n in (
+                rows.filter(day__gte=starts[0], day__lte=today)
+                .annotate(month=TruncMonth("day"))
+                .values_list("month", "kind")
+                .annotate(n=Count("key", distinct=True))
+                .order_by()
+            ):
+                month = month.date() if isinstance(month, datetime) else month
+                per_month[(month, kind)] = n
+            result.months = [
+                (m, per_month.get((m, user), 0), per_month.get((m, visitor), 0)) for m in starts
+            ]
+        if windows:
+            aggregates = {}
+            for window in windows:
+                since = today - timedelta(days=window - 1)
+                for name, kind in (("u", user), ("v", visitor)):
+                    aggregates[f"{name}{window}"] = Count(
+                        "key", distinct=True, filter=Q(kind=kind, day__gte=since)
+                    )
+            since = today - timedelta(days=max(windows) - 1)
+            found = rows.filter(day__gte=since, day__lte=today).aggregate(**aggregates)
+            result.windows = {w: (found[f"u{w}"], found[f"v{w}"]) for w in windows}
+        return result
+
+    def clear_history(self) -> None:
+        self.samples_objects.all().delete()
+        self.unique_model.objects.using(self.alias).all().delete()
+        with self._noted_lock:
+            self._noted_day, self._noted = None, set()

@@ -6,6 +6,14 @@ Keys (all share the ``{prefix}`` Cluster hash tag, so they live in one slot):
 - ``{prefix}:users``    member = ``str(user.pk)``,   score = last touch (distinct users)
 - ``{prefix}:visitors`` member = hashed session key,  score = last touch (anonymous)
 
+History (``active_users.history``), under the same tag:
+
+- ``{prefix}:history:minutes`` / ``:history:hours``  sorted sets of
+  ``"start:entries:users:visitors"`` scored by start: per-minute samples and hourly peaks,
+  trimmed by retention
+- ``{prefix}:uniques:users:2026-11-22`` (and ``visitors``, and ``…:2026-11`` per month)
+  HyperLogLogs of who was active that day or month, with TTLs
+
 Counting is ``ZCOUNT`` (O(log N)); a page is ``ZREVRANGEBYSCORE … LIMIT`` (O(log N + page));
 each write trims what expired with ``ZREMRANGEBYSCORE`` in the same pipeline, so no cron and
 no ``KEYS``/``SCAN`` are ever needed. Nothing outside these keys is read or written.
@@ -16,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import time
 import weakref
+from datetime import date, timedelta
 from typing import Any
 
 import redis
@@ -31,9 +40,13 @@ from active_users.backends.base import (
     Counts,
     Page,
     Presence,
+    Sample,
+    Uniques,
+    day_of,
     decode_cursor,
     encode_cursor,
     is_redis_cache,
+    month_starts,
 )
 from active_users.conf import conf
 
@@ -73,22 +86,74 @@ def connection_settings() -> tuple[str, dict[str, Any]]:
     return url, options
 
 
-# One round trip, atomic: record the touch, trim what expired, and tell whether the user
-# was offline before (absent from the users set, or last seen before ARGV[8]).
-# KEYS: entries (or visitors), users. ARGV: now, member, user id, entries cutoff,
-# users cutoff, entries TTL, users TTL, offline-before.
+# One round trip, atomic: record the touch, trim what expired, tell whether the user was
+# offline before (absent from the users set, or last seen before ARGV[8]) and, with history
+# on (ARGV[9] = start of today), add a user (or visitor) not yet seen today to the day's and
+# the month's HyperLogLogs.
+# KEYS: entries (or visitors), users, day's HLL, month's HLL. ARGV: now, member, user id,
+# entries cutoff, users cutoff, entries TTL, users TTL, offline-before, start of today,
+# day's HLL TTL, month's HLL TTL.
 TOUCH_SCRIPT = """
+local today = tonumber(ARGV[9])
+local function count_unique(previous, who)
+  if today and ((not previous) or tonumber(previous) < today) then
+    redis.call('PFADD', KEYS[3], who)
+    redis.call('EXPIRE', KEYS[3], ARGV[10])
+    redis.call('PFADD', KEYS[4], who)
+    redis.call('EXPIRE', KEYS[4], ARGV[11])
+  end
+end
+if ARGV[3] == '' then
+  if today then count_unique(redis.call('ZSCORE', KEYS[1], ARGV[2]), ARGV[2]) end
+end
 redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[4])
 redis.call('EXPIRE', KEYS[1], ARGV[6])
 if ARGV[3] == '' then return 0 end
 local previous = redis.call('ZSCORE', KEYS[2], ARGV[3])
+count_unique(previous, ARGV[3])
 redis.call('ZADD', KEYS[2], ARGV[1], ARGV[3])
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[5])
 redis.call('EXPIRE', KEYS[2], ARGV[7])
 if (not previous) or tonumber(previous) < tonumber(ARGV[8]) then return 1 end
 return 0
 """
+
+# Keep a minute's sample and raise its hour's peaks (one sampler per minute, fleet-wide).
+# KEYS: minutes, hours. ARGV: minute start, hour start, entries, users, visitors, oldest
+# minute kept, oldest hour kept, TTL.
+SAMPLE_SCRIPT = """
+local counts = {tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])}
+redis.call('ZREMRANGEBYSCORE', KEYS[1], ARGV[1], ARGV[1])
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[1] .. ':' .. table.concat(counts, ':'))
+for _, old in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], ARGV[2], ARGV[2])) do
+  local _, e, u, v = string.match(old, '^(%d+):(%d+):(%d+):(%d+)$')
+  if e then
+    counts = {math.max(counts[1], tonumber(e)), math.max(counts[2], tonumber(u)),
+              math.max(counts[3], tonumber(v))}
+  end
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[2], ARGV[2], ARGV[2])
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[2] .. ':' .. table.concat(counts, ':'))
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[6])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[7])
+redis.call('EXPIRE', KEYS[1], ARGV[8])
+redis.call('EXPIRE', KEYS[2], ARGV[8])
+"""
+
+# Distinct counts of groups of HyperLogLogs in one round trip (a Cluster pipeline may not
+# send PFCOUNT). KEYS: the HLLs, group after group. ARGV: how many keys each group has.
+UNIQUES_SCRIPT = """
+local found, first = {}, 1
+for group = 1, #ARGV do
+  local size = tonumber(ARGV[group])
+  found[group] = redis.call('PFCOUNT', unpack(KEYS, first, first + size - 1))
+  first = first + size
+end
+return found
+"""
+
+DAY = 86400
 
 
 class RedisBackend(BaseBackend):
@@ -105,7 +170,12 @@ class RedisBackend(BaseBackend):
         self.visitors_key = f"{tag}:visitors"
         self.flush_lock_key = f"{tag}:last_seen_lock"
         self.flushed_key = f"{tag}:last_seen_flushed"
+        self.minutes_key = f"{tag}:history:minutes"
+        self.hours_key = f"{tag}:history:hours"
+        self.uniques_prefix = f"{tag}:uniques"
         self._touch_script = self.client.register_script(TOUCH_SCRIPT)
+        self._sample_script = self.client.register_script(SAMPLE_SCRIPT)
+        self._uniques_script = self.client.register_script(UNIQUES_SCRIPT)
 
     @staticmethod
     def _client_class(asynchronous: bool = False) -> Any:
@@ -141,17 +211,29 @@ class RedisBackend(BaseBackend):
         if found is not None:
             await found[0].aclose()
 
+    def _unique_key(self, kind: str, label: str) -> str:
+        return f"{self.uniques_prefix}:{kind}:{label}"
+
     def _touch_args(self, presence: Presence, now: float | None) -> tuple[list[str], list[Any]]:
         now = time.time() if now is None else now
         expire = conf.KEY_EXPIRE
         retention = conf.users_retention
-        keys = [self.entries_key, self.users_key]
-        if presence.anonymous:
-            keys = [self.visitors_key, self.users_key]
+        kind = "visitors" if presence.anonymous else "users"
+        day = day_of(now)
+        live = self.visitors_key if presence.anonymous else self.entries_key
+        keys = [
+            live,
+            self.users_key,
+            self._unique_key(kind, day.label),
+            self._unique_key(kind, day.month_label),
+        ]
+        kept = conf.HISTORY_DAY_RETENTION * DAY
         args = [
             repr(now), presence.member, presence.user_id,
             f"({now - expire!r}", f"({now - retention!r}",
             int(expire * 2 + 1), int(retention * 2 + 1), repr(now - conf.IDLE_AFTER),
+            repr(day.start) if conf.HISTORY else "",
+            int(day.end - now + kept), int(day.end - now + kept + 31 * DAY),
         ]  # fmt: skip
         return keys, args
 
@@ -303,3 +385,70 @@ class RedisBackend(BaseBackend):
         now = time.time() if now is None else now
         pipe.zremrangebyscore(self.users_key, "-inf", f"({now - conf.users_retention!r}")
         return sum(pipe.execute())
+
+    # History
+    def claim_minute(self, minute: int) -> bool:
+        claim = f"{self.minutes_key}:claim:{minute}"
+        return bool(self.client.set(claim, "1", nx=True, ex=180))
+
+    def record_sample(self, sample: Sample) -> None:
+        hour = sample.start - sample.start % 3600
+        self._sample_script(
+            keys=[self.minutes_key, self.hours_key],
+            args=[
+                sample.start, hour, sample.entries, sample.users, sample.visitors,
+                sample.start - conf.HISTORY_MINUTE_RETENTION * 3600,
+                hour - conf.HISTORY_DAY_RETENTION * DAY,
+                (conf.HISTORY_DAY_RETENTION + 1) * DAY,
+            ],
+            client=self.client,
+        )  # fmt: skip
+
+    def samples(self, hourly: bool, since: int, until: int) -> list[Sample]:
+        key = self.hours_key if hourly else self.minutes_key
+        found = []
+        for member in self.client.zrangebyscore(key, since, until):
+            try:
+                found.append(Sample(*map(int, member.split(b":"))))
+            except (TypeError, ValueError):
+                continue
+        return found
+
+    def uniques(self, today: date, days: int, months: int, windows: list[int]) -> Uniques:
+        day_list = [today - timedelta(days=n) for n in range(max([days, *windows]) - 1, -1, -1)]
+        month_list = month_starts(today, months)
+        groups: list[list[str]] = []
+        for kind in ("users", "visitors"):
+            for day in day_list[-days:] if days else []:
+                groups.append([self._unique_key(kind, day.isoformat())])
+            for month in month_list:
+                groups.append([self._unique_key(kind, month.isoformat()[:7])])
+            for window in windows:
+                groups.append([self._unique_key(kind, d.isoformat()) for d in day_list[-window:]])
+        found = self._uniques_script(
+            keys=[key for group in groups for key in group],
+            args=[len(group) for group in groups],
+            client=self.client,
+        )
+        half = len(found) // 2
+        users, visitors = found[:half], found[half:]
+        shown = day_list[-days:] if days else []
+        result = Uniques()
+        result.days = [(d, users[i], visitors[i]) for i, d in enumerate(shown)]
+        offset = len(shown)
+        result.months = [
+            (m, users[offset + i], visitors[offset + i]) for i, m in enumerate(month_list)
+        ]
+        offset += len(month_list)
+        result.windows = {
+            w: (users[offset + i], visitors[offset + i]) for i, w in enumerate(windows)
+        }
+        return result
+
+    def clear_history(self) -> None:
+        today = day_of(time.time()).date
+        kept = conf.HISTORY_DAY_RETENTION + 2
+        labels = {(today - timedelta(days=n)).isoformat() for n in range(-2, kept)}
+        labels |= {label[:7] for label in labels}
+        keys = [self._unique_key(k, label) for k in ("users", "visitors") for label in labels]
+        self.client.delete(self.minutes_key, self.hours_key, *keys)
