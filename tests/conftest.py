@@ -9,6 +9,7 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 from django.test import override_settings
 
+from active_users import history
 from active_users.backends import get_backend
 from active_users.tracking import tracker
 from tests.redis_server import RedisCluster, RedisServer, in_ci, reachable
@@ -29,6 +30,15 @@ def redis_url() -> Iterator[str]:
     server = RedisServer()
     yield server.url
     server.close()
+
+
+@pytest.fixture(autouse=True)
+def _no_background_sampler(request: pytest.FixtureRequest, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Requests start no history-sampler thread (it would write to the database beside the
+    test's transaction) unless the test is marked ``background_sampler``; tests sample with
+    ``history.record_minute()`` themselves."""
+    if request.node.get_closest_marker("background_sampler") is None:
+        monkeypatch.setattr(history.Sampler, "maybe_sample", lambda self: None)
 
 
 @pytest.fixture(autouse=True)

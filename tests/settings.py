@@ -81,9 +81,6 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 ACTIVE_USERS_BACKEND = "database"
 # Tests flush last-seen times themselves; the background flush would race their transactions.
 ACTIVE_USERS_LAST_SEEN_INTERVAL = 3600
-# History is on by default; its tests turn it on and sample minutes themselves (the
-# per-minute background sampler would race the other tests' transactions).
-ACTIVE_USERS_HISTORY = False
 
 LOGGING = {
     "version": 1,

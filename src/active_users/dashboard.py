@@ -15,6 +15,7 @@ from typing import Any
 from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.db.models import Count, F
+from django.db.models.functions import Lower
 from django.http import HttpRequest, JsonResponse
 from django.utils import timezone as django_timezone
 
@@ -94,7 +95,8 @@ def users(request: HttpRequest) -> JsonResponse:
 def _search(text: str) -> list[dict[str, Any]]:
     User = get_user_model()
     field = User.USERNAME_FIELD
-    found = User._default_manager.filter(**{f"{field}__icontains": text})
+    # Lower() on both sides: icontains follows the column's collation on MySQL/MariaDB.
+    found = User._default_manager.annotate(_name=Lower(field)).filter(_name__contains=text.lower())
     if conf.LAST_SEEN:
         found = found.annotate(_seen=F("active_users_last_seen__last_activity")).order_by(
             F("_seen").desc(nulls_last=True), field
