@@ -182,6 +182,43 @@ class Settings:
         """Seconds between the admin dashboard's refreshes."""
         return float(self._get("DASHBOARD_REFRESH", 5))
 
+    # Presence in rooms over WebSockets (``presence.py``, ``consumers.py``)
+    @property
+    def PRESENCE_HEARTBEAT(self) -> float:
+        """Seconds between a client's heartbeats."""
+        return float(self._get("PRESENCE_HEARTBEAT", 20))
+
+    @property
+    def PRESENCE_TIMEOUT(self) -> float:
+        """Seconds without a heartbeat after which a connection is dropped."""
+        value = self._get("PRESENCE_TIMEOUT", None)
+        return 3 * self.PRESENCE_HEARTBEAT if value is None else float(value)
+
+    @property
+    def PRESENCE_GRACE(self) -> float:
+        """Seconds a person stays after their last connection closed (a reload is not a
+        leave and a join)."""
+        return float(self._get("PRESENCE_GRACE", 5))
+
+    @property
+    def PRESENCE_LIST_LIMIT(self) -> int:
+        """Rooms with more people get a throttled count instead of join and leave events."""
+        return int(self._get("PRESENCE_LIST_LIMIT", 100))
+
+    @property
+    def PRESENCE_COUNT_INTERVAL(self) -> float:
+        """At most one count event per room per this many seconds, fleet-wide."""
+        return float(self._get("PRESENCE_COUNT_INTERVAL", 2))
+
+    @property
+    def PRESENCE_ANONYMOUS(self) -> bool:
+        return bool(self._get("PRESENCE_ANONYMOUS", True))
+
+    @property
+    def PRESENCE_URL(self) -> str:
+        """The path WebSocket connections to rooms are routed under."""
+        return str(self._get("PRESENCE_URL", "ws/presence/")).strip("/") + "/"
+
     @property
     def users_retention(self) -> float:
         """How long the live store remembers a user's last touch: long enough to tell

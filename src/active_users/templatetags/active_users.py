@@ -1,6 +1,7 @@
 """``{% load active_users %}``: live counts and lists, last seen and online status.
 
 Tags: ``{% active_users_tracker %}`` (the client-side activity script),
+``{% active_users_presence room %}`` ("N here now", live over a WebSocket),
 ``{% active_users_count %}``, ``{% active_users_list as entries %}`` (read the store;
 they render nothing useful to people who may not see user data: see
 ``ACTIVE_USERS_API_PERMISSION``). Filters on a user: ``last_seen`` (datetime or None),
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 from django import template
 from django.contrib.humanize.templatetags.humanize import naturaltime
@@ -64,6 +66,26 @@ def active_users_tracker(context: template.Context, endpoint: str | None = None)
         url,
         f"{conf.ACTIVITY_HEARTBEAT:g}",
         get_token(request) if request is not None else "",
+        format_html(' nonce="{}"', nonce) if nonce else "",
+    )
+
+
+@register.simple_tag(takes_context=True)
+def active_users_presence(context: template.Context, room: str) -> str:
+    """ "N here now" for ``room``, kept live by ``presence.js`` over the presence WebSocket
+    (``active_users.routing``); the element gets ``data-count`` and the page an
+    ``active-users-presence`` event with each message, for richer displays."""
+    request = context.get("request")
+    nonce = getattr(request, "csp_nonce", None) if request is not None else None
+    return format_html(
+        '<span class="active-users-presence" data-active-users-presence data-url="/{}{}/"'
+        ' data-heartbeat="{}"><span data-count>1</span> {}</span>'
+        '<script src="{}"{} defer></script>',
+        conf.PRESENCE_URL,
+        quote(room, safe=""),
+        f"{conf.PRESENCE_HEARTBEAT:g}",
+        _("here now"),
+        static("active_users/presence.js"),
         format_html(' nonce="{}"', nonce) if nonce else "",
     )
 

@@ -1,0 +1,276 @@
+"""Presence over Django Channels (the ``[channels]`` extra): a mixin and a ready consumer.
+
+``PresenceConsumer`` serves ``ws/presence/<room>/`` (``active_users.routing``). To add
+presence to a consumer of your own, mix in :class:`PresenceMixin` and call
+``join_presence(room)`` after ``accept()``, ``refresh_presence()`` on each client heartbeat
+and ``leave_presence()`` in ``disconnect()``.
+
+Messages sent to the client (JSON): ``presence.state`` on joining (``count``, ``users`` when
+the room is small, ``heartbeat`` seconds); then ``presence.join`` / ``presence.leave``
+(``user``, ``count``) in rooms of up to ``ACTIVE_USERS_PRESENCE_LIST_LIMIT`` people, or a
+``presence.count`` (``count``) at most every ``ACTIVE_USERS_PRESENCE_COUNT_INTERVAL``
+seconds in larger ones. The client sends ``{"type": "heartbeat"}`` every ``heartbeat``
+seconds; a connection silent for ``ACTIVE_USERS_PRESENCE_TIMEOUT`` seconds is swept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import time
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.layers import get_channel_layer
+from django.contrib.auth.models import AnonymousUser
+from django.http import HttpRequest
+
+from active_users.conf import conf
+from active_users.presence import (
+    Change,
+    check_room,
+    get_store,
+    group_name,
+    user_joined_room,
+    user_left_room,
+)
+from active_users.tracking import tracker
+
+logger = logging.getLogger("active_users")
+
+# Tasks that outlive the consumer that started them (sweeps after a grace period, trailing
+# count events): referenced here so they are not garbage-collected mid-way.
+_tasks: set[asyncio.Task[Any]] = set()
+_pending_counts: set[str] = set()
+_last_warning = 0.0
+
+
+def _spawn(coroutine: Any) -> None:
+    task = asyncio.ensure_future(coroutine)
+    _tasks.add(task)
+    task.add_done_callback(_tasks.discard)
+
+
+def _warn(exc: BaseException) -> None:
+    global _last_warning
+    if time.monotonic() - _last_warning > 60:
+        _last_warning = time.monotonic()
+        logger.warning("active_users: presence is unavailable (%s: %s)", type(exc).__name__, exc)
+
+
+async def announce(room: str, change: Change, joined: tuple[str, dict[str, Any]] | None) -> None:
+    """Tell the room who joined and who left (or, in a large room, how many are there), and
+    send the signals. Exactly one process sees each join and each leave."""
+    layer = get_channel_layer()
+    group = group_name(room)
+    events = []
+    if joined is not None and change.joined:
+        await sync_to_async(user_joined_room.send)(
+            sender=PresenceMixin, room=room, person=joined[0], info=joined[1]
+        )
+        events.append({"type": "presence.join", "user": joined[1]})
+    for person, info in change.left:
+        await sync_to_async(user_left_room.send)(
+            sender=PresenceMixin, room=room, person=person, info=info
+        )
+        events.append({"type": "presence.leave", "user": info})
+    if not events or layer is None:
+        return
+    if change.present > conf.PRESENCE_LIST_LIMIT:
+        await announce_count(room)
+        return
+    for event in events:
+        await layer.group_send(group, {**event, "room": room, "count": change.present})
+
+
+async def announce_count(room: str) -> None:
+    """Send the room's count now if no process did within the interval, else once the
+    interval is over (one pending send per room and process)."""
+    interval = conf.PRESENCE_COUNT_INTERVAL
+    store = get_store()
+    if await store.aclaim(room, interval):
+        count = await store.acount(room)
+        layer = get_channel_layer()
+        if layer is not None:
+            await layer.group_send(
+                group_name(room), {"type": "presence.count", "room": room, "count": count}
+            )
+        return
+    if room in _pending_counts:
+        return
+    _pending_counts.add(room)
+
+    async def later() -> None:
+        await asyncio.sleep(interval)
+        _pending_counts.discard(room)
+        await announce_count(room)
+
+    _spawn(later())
+
+
+async def sweep_later(room: str, delay: float) -> None:
+    """Announce the leave of people whose grace period ends in ``delay`` seconds."""
+    await asyncio.sleep(delay)
+    try:
+        change = await get_store().arun("sweep", room)
+        await announce(room, change, None)
+    except Exception as exc:
+        _warn(exc)
+
+
+def request_from_scope(scope: dict[str, Any]) -> HttpRequest:
+    """An ``HttpRequest`` carrying what the tracker reads (path, client address, cookies,
+    user, session), so a connection keeps its user in the active store."""
+    request = HttpRequest()
+    request.path = request.path_info = scope.get("path", "/")
+    headers = {k.decode("latin1").lower(): v.decode("latin1") for k, v in scope.get("headers", [])}
+    client = scope.get("client") or ("", 0)
+    request.META = {
+        "REMOTE_ADDR": client[0] or "",
+        "HTTP_USER_AGENT": headers.get("user-agent", ""),
+    }
+    if "x-forwarded-for" in headers:
+        request.META["HTTP_X_FORWARDED_FOR"] = headers["x-forwarded-for"]
+    request.COOKIES = dict(scope.get("cookies", {}))
+    request.user = scope.get("user") or AnonymousUser()
+    if "session" in scope:
+        request.session = scope["session"]
+    return request
+
+
+class PresenceMixin:
+    """Presence for an ``AsyncWebsocketConsumer`` (or ``AsyncJsonWebsocketConsumer``)."""
+
+    presence_room: str | None = None
+    scope: dict[str, Any]
+    channel_name: str
+    channel_layer: Any
+
+    def get_presence_person(self) -> str:
+        """Who this connection is: one person per user, one per anonymous connection."""
+        user = self.scope.get("user")
+        if user is not None and user.is_authenticated:
+            pk = str(user.pk)
+            if "\n" in pk:
+                pk = hashlib.blake2b(pk.encode(), digest_size=16).hexdigest()
+            return f"u:{pk}"
+        return "a:" + hashlib.blake2b(self.channel_name.encode(), digest_size=12).hexdigest()
+
+    def get_presence_info(self) -> dict[str, Any]:
+        """What the room sees of this person; override to show more (or less)."""
+        user = self.scope.get("user")
+        if user is not None and user.is_authenticated:
+            return {"id": str(user.pk), "name": user.get_username()}
+        return {"anonymous": True}
+
+    async def join_presence(self, room: str) -> Change:
+        self.presence_room = check_room(room)
+        self._presence_person = self.get_presence_person()
+        self._presence_info = self.get_presence_info()
+        self._presence_refreshed = 0.0
+        if self.channel_layer is not None:
+            await self.channel_layer.group_add(group_name(room), self.channel_name)
+        change = await self._presence("join")
+        large = change.present > conf.PRESENCE_LIST_LIMIT
+        users = None
+        if not large:
+            try:
+                users = await get_store().apeople(room)
+            except Exception as exc:
+                _warn(exc)
+        await self.send_presence({
+            "type": "presence.state", "room": room, "count": change.present,
+            "users": users, "heartbeat": conf.PRESENCE_HEARTBEAT,
+        })  # fmt: skip
+        return change
+
+    async def refresh_presence(self) -> None:
+        """A heartbeat: keep this connection (and its user, in the active store) present.
+        Heartbeats closer together than half the heartbeat period are ignored."""
+        if self.presence_room is None:
+            return
+        now = time.monotonic()
+        if now - self._presence_refreshed < conf.PRESENCE_HEARTBEAT / 2:
+            return
+        await self._presence("join")
+
+    async def leave_presence(self) -> None:
+        room = self.presence_room
+        if room is None:
+            return
+        self.presence_room = None
+        if self.channel_layer is not None:
+            await self.channel_layer.group_discard(group_name(room), self.channel_name)
+        try:
+            change = await get_store().arun("leave", room, self.channel_name, self._presence_person)
+            await announce(room, change, None)
+        except Exception as exc:
+            _warn(exc)
+            return
+        _spawn(sweep_later(room, conf.PRESENCE_GRACE + 0.05))
+
+    async def _presence(self, op: str) -> Change:
+        room = self.presence_room
+        assert room is not None
+        self._presence_refreshed = time.monotonic()
+        try:
+            change = await get_store().arun(
+                op, room, self.channel_name, self._presence_person, self._presence_info
+            )
+            await announce(room, change, (self._presence_person, self._presence_info))
+        except Exception as exc:
+            _warn(exc)
+            return Change()
+        await tracker.atrack(request_from_scope(self.scope))  # never raises
+        return change
+
+    async def send_presence(self, message: dict[str, Any]) -> None:
+        await self.send(text_data=json.dumps(message, ensure_ascii=False))  # type: ignore[attr-defined]
+
+    # Channel-layer events, forwarded to the client as they are.
+    async def presence_join(self, event: dict[str, Any]) -> None:
+        await self.send_presence(event)
+
+    async def presence_leave(self, event: dict[str, Any]) -> None:
+        await self.send_presence(event)
+
+    async def presence_count(self, event: dict[str, Any]) -> None:
+        await self.send_presence(event)
+
+
+class PresenceConsumer(PresenceMixin, AsyncWebsocketConsumer):
+    """Joins the room named in the URL (``url_route`` kwarg ``room``) and keeps the
+    connection present while the client sends heartbeats. Refuses anonymous connections
+    with close code 4403 unless ``ACTIVE_USERS_PRESENCE_ANONYMOUS``, and a bad room name
+    with 4400."""
+
+    def get_presence_room(self) -> str:
+        return str(self.scope["url_route"]["kwargs"]["room"])
+
+    async def connect(self) -> None:
+        user = self.scope.get("user")
+        if not conf.PRESENCE_ANONYMOUS and not (user is not None and user.is_authenticated):
+            await self.close(code=4403)
+            return
+        room = self.get_presence_room()
+        try:
+            check_room(room)
+        except ValueError:
+            await self.close(code=4400)
+            return
+        await self.accept()
+        await self.join_presence(room)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        try:
+            message = json.loads(text_data or "")
+        except ValueError:
+            return
+        if isinstance(message, dict) and message.get("type") == "heartbeat":
+            await self.refresh_presence()
+
+    async def disconnect(self, code: int) -> None:
+        await self.leave_presence()

@@ -1,0 +1,24 @@
+"""WebSocket routes (the ``[channels]`` extra): add ``websocket_urlpatterns`` to your ASGI
+application's ``URLRouter``, inside Channels' ``AuthMiddlewareStack``::
+
+    from active_users.routing import websocket_urlpatterns
+
+    application = ProtocolTypeRouter({
+        "http": get_asgi_application(),
+        "websocket": AuthMiddlewareStack(URLRouter(websocket_urlpatterns)),
+    })
+
+The room is the rest of the path: ``ws/presence/<room>/`` (``ACTIVE_USERS_PRESENCE_URL``),
+percent-encoded by the client.
+"""
+
+import re
+
+from django.urls import re_path
+
+from active_users.conf import conf
+from active_users.consumers import PresenceConsumer
+
+websocket_urlpatterns = [
+    re_path(rf"^{re.escape(conf.PRESENCE_URL)}(?P<room>.+)/$", PresenceConsumer.as_asgi()),
+]

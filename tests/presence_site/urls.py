@@ -1,0 +1,15 @@
+from django.http import HttpRequest, HttpResponse
+from django.template import engines
+from django.urls import path
+
+PAGE = engines["django"].from_string(
+    "{% load active_users %}<!doctype html><title>{{ room }}</title>"
+    "<h1>{{ room }}</h1><p id='presence'>{% active_users_presence room %}</p>"
+)
+
+
+def room(request: HttpRequest, name: str) -> HttpResponse:
+    return HttpResponse(PAGE.render({"room": name}, request))
+
+
+urlpatterns = [path("room/<str:name>/", room)]

@@ -1,0 +1,344 @@
+"""Presence over WebSockets: two real uvicorn processes with Channels and channels_redis on a
+Redis of their own, real WebSocket clients, and a headless Chromium page."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+from django.test import override_settings
+from websockets.asyncio.client import connect
+
+from active_users.presence import present_count, present_users
+from tests.redis_server import RedisServer, free_port
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Site:
+    """Two uvicorn processes serving ``tests.presence_site`` on one Redis."""
+
+    def __init__(self, redis_url: str, tmp: Path, users: int, **timings: str) -> None:
+        self.redis_url = redis_url
+        self.prefix = f"presence-{uuid.uuid4().hex[:8]}"
+        self.env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "tests.presence_site.settings",
+            "PRESENCE_DATABASE_URL": f"sqlite:///{tmp}/presence.sqlite3",
+            "PRESENCE_REDIS_URL": redis_url,
+            "PRESENCE_PREFIX": self.prefix,
+            "PYTHONPATH": str(ROOT),
+            **{f"PRESENCE_{k.upper()}": v for k, v in timings.items()},
+        }
+        done = subprocess.run(
+            [sys.executable, "-m", "tests.load_site.manage", "setup", str(users), "0"],
+            cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        self.sessions: list[str] = json.loads(done.stdout.strip().splitlines()[-1])["users"]
+        self.ports = [free_port(), free_port()]
+        self.logs = [(tmp / f"uvicorn-{n}.log").open("w") for n in range(2)]
+        self.servers = [self._serve(port, log) for port, log in zip(self.ports, self.logs)]
+        for port in self.ports:
+            self._wait_for(port)
+
+    def _serve(self, port: int, log: Any) -> subprocess.Popen[bytes]:
+        app = "tests.presence_site.asgi:application"
+        command = [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1",
+                   "--port", str(port), "--log-level", "warning"]  # fmt: skip
+        return subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=log, stderr=log)
+
+    def _wait_for(self, port: int) -> None:
+        import socket
+
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise AssertionError(f"uvicorn did not start on port {port}")
+
+    def settings(self) -> Any:
+        """This test process reads the same rooms."""
+        return override_settings(
+            ACTIVE_USERS_REDIS_URL=self.redis_url, ACTIVE_USERS_KEY_PREFIX=self.prefix
+        )
+
+    def close(self) -> None:
+        for server in self.servers:
+            server.terminate()
+        for server in self.servers:
+            try:
+                server.wait(10)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
+        for log in self.logs:
+            log.close()
+            errors = Path(log.name).read_text()
+            if errors.strip():
+                print(f"--- {log.name}\n{errors[-3000:]}")
+
+
+@pytest.fixture(scope="module")
+def presence_redis() -> Iterator[RedisServer]:
+    """A Redis of the presence tests' own, so commands per heartbeat can be counted."""
+    server = RedisServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="module")
+def site(presence_redis, tmp_path_factory) -> Iterator[Site]:  # type: ignore[no-untyped-def]
+    made = Site(presence_redis.url, tmp_path_factory.mktemp("presence"), users=6)
+    yield made
+    made.close()
+
+
+class Member:
+    """A WebSocket client in a room: records every message, heartbeats unless silenced."""
+
+    def __init__(self, ws: Any, period: float) -> None:
+        self.ws, self.period = ws, period
+        self.messages: list[dict[str, Any]] = []
+        self.reader = asyncio.ensure_future(self._read())
+        self.beater: asyncio.Future[Any] | None = asyncio.ensure_future(self._beat())
+
+    @classmethod
+    async def join(cls, port: int, room: str, session: str | None = None,
+                   period: float = 0.5) -> Member:  # fmt: skip
+        headers = {"Cookie": f"sessionid={session}"} if session else {}
+        url = f"ws://127.0.0.1:{port}/ws/presence/{quote(room, safe='')}/"
+        ws = await connect(url, additional_headers=headers, open_timeout=10)
+        member = cls(ws, period)
+        await member.wait("presence.state")
+        return member
+
+    async def _read(self) -> None:
+        async for raw in self.ws:
+            self.messages.append(json.loads(raw))
+
+    async def _beat(self) -> None:
+        while True:
+            await asyncio.sleep(self.period)
+            await self.ws.send(json.dumps({"type": "heartbeat"}))
+
+    def silence(self) -> None:
+        """Stop heartbeats without closing: a client that vanished without a goodbye."""
+        if self.beater is not None:
+            self.beater.cancel()
+            self.beater = None
+
+    def seen(self, kind: str) -> list[dict[str, Any]]:
+        return [m for m in self.messages if m["type"] == kind]
+
+    async def wait(self, kind: str, where: Callable[[dict[str, Any]], bool] = lambda m: True,
+                   timeout: float = 10.0) -> dict[str, Any]:  # fmt: skip
+        deadline = time.monotonic() + timeout
+        while True:
+            for message in self.messages:
+                if message["type"] == kind and where(message):
+                    return message
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no {kind} came; got {self.messages[-5:]}")
+            await asyncio.sleep(0.02)
+
+    async def close(self) -> None:
+        self.silence()
+        await self.ws.close()
+        self.reader.cancel()
+
+
+def named(name: str) -> Callable[[dict[str, Any]], bool]:
+    return lambda m: m.get("user", {}).get("name") == name
+
+
+async def test_members_on_two_servers_see_each_other_join_and_leave(site: Site) -> None:
+    room = "doc 1/ü"  # any string: spaces, slashes, unicode
+    ada = await Member.join(site.ports[0], room, site.sessions[0])
+    assert ada.seen("presence.state")[0]["count"] == 1
+    assert [u["name"] for u in ada.seen("presence.state")[0]["users"]] == ["load0"]
+    grace = await Member.join(site.ports[1], room, site.sessions[1])  # the other process
+    joined = await ada.wait("presence.join", named("load1"))
+    assert joined["count"] == 2 and joined["room"] == room
+    state = grace.seen("presence.state")[0]
+    assert sorted(u["name"] for u in state["users"]) == ["load0", "load1"]
+    with site.settings():
+        assert present_count(room) == 2
+        assert sorted(u["name"] for u in present_users(room)) == ["load0", "load1"]
+    await grace.close()
+    left = await ada.wait("presence.leave", named("load1"), timeout=5)
+    assert left["count"] == 1
+    with site.settings():
+        assert present_count(room) == 1
+    await ada.close()
+
+
+async def test_three_tabs_are_one_person_and_a_reload_is_no_leave(site: Site) -> None:
+    room = "three-tabs"
+    watcher = await Member.join(site.ports[0], room, site.sessions[2])
+    tabs = [await Member.join(site.ports[n % 2], room, site.sessions[3]) for n in range(3)]
+    await watcher.wait("presence.join", named("load3"))
+    with site.settings():
+        assert present_count(room) == 2
+    for tab in tabs[:2]:
+        await tab.close()
+    await tabs[2].close()  # the last tab reloads: closes and opens again within the grace
+    tabs = [await Member.join(site.ports[1], room, site.sessions[3])]
+    await asyncio.sleep(2.5)  # grace (1 s) and a sweep long past
+    assert len([m for m in watcher.seen("presence.join") if named("load3")(m)]) == 1
+    assert watcher.seen("presence.leave") == []
+    await tabs[0].close()
+    left = await watcher.wait("presence.leave", named("load3"), timeout=5)
+    assert left["count"] == 1
+    await watcher.close()
+
+
+async def test_a_client_that_goes_silent_is_swept_after_the_timeout(site: Site) -> None:
+    room = "silent"
+    watcher = await Member.join(site.ports[0], room, site.sessions[4])
+    ghost = await Member.join(site.ports[1], room, site.sessions[5])
+    await watcher.wait("presence.join", named("load5"))
+    ghost.silence()  # no heartbeat, no close: its tab froze or its network went
+    started = time.monotonic()
+    await watcher.wait("presence.leave", named("load5"), timeout=6)
+    waited = time.monotonic() - started
+    print(f"silent client announced gone after {waited:.1f} s (timeout 2 s, heartbeat 0.5 s)")
+    assert waited >= 1.4  # not before its last heartbeat's deadline
+    with site.settings():
+        assert present_count(room) == 1
+    await ghost.close()
+    await watcher.close()
+
+
+async def test_a_killed_client_process_leaves(site: Site) -> None:
+    room = "killed"
+    watcher = await Member.join(site.ports[0], room, site.sessions[0])
+    script = (
+        "import asyncio, sys\n"
+        "from websockets.asyncio.client import connect\n"
+        "async def main():\n"
+        f"    ws = await connect('ws://127.0.0.1:{site.ports[1]}/ws/presence/killed/',"
+        f" additional_headers={{'Cookie': 'sessionid={site.sessions[1]}'}})\n"
+        "    await ws.recv()\n"
+        "    print('in', flush=True)\n"
+        "    await asyncio.sleep(60)\n"
+        "asyncio.run(main())\n"
+    )
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert child.stdout is not None and child.stdout.readline().strip() == "in"
+    await watcher.wait("presence.join", named("load1"))
+    child.kill()
+    child.wait()
+    child.stdout.close()
+    await watcher.wait("presence.leave", named("load1"), timeout=6)
+    await watcher.close()
+
+
+async def test_a_heartbeat_is_one_round_trip(site: Site, presence_redis) -> None:  # type: ignore[no-untyped-def]
+    client = presence_redis.client()
+    member = await Member.join(site.ports[0], "quiet", site.sessions[2], period=3600)
+
+    def commands() -> dict[str, int]:
+        stats = client.info("commandstats")
+        return {k[len("cmdstat_"):]: v["calls"] for k, v in stats.items()}  # fmt: skip
+
+    async def measure(beats: int) -> dict[str, int]:
+        before = commands()
+        for _ in range(beats):
+            await asyncio.sleep(0.3)  # over half the 0.5 s heartbeat: none is ignored
+            await member.ws.send(json.dumps({"type": "heartbeat"}))
+        await asyncio.sleep(0.3)
+        after = commands()
+        return {k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k, 0)}
+
+    idle = await measure(0)  # what the channel layer does by itself meanwhile
+    beats = 20
+    busy = await measure(beats)
+    layer = {"bzpopmin", "zpopmin", "info"}
+    own = {k: v - idle.get(k, 0) for k, v in busy.items() if k not in layer}
+    inside = ", ".join(f"{k} {v / beats:.1f}" for k, v in sorted(own.items()) if k != "evalsha")
+    print(f"per heartbeat: {own.get('evalsha', 0) / beats:.2f} round trips (EVALSHA); "
+          f"commands inside, per heartbeat: {inside}")  # fmt: skip
+    # One EVALSHA of the presence script per heartbeat (and one of the touch script when
+    # the user's entry is due, every TOUCH_INTERVAL = 5 s).
+    assert beats <= own.get("evalsha", 0) <= beats + 2
+    await member.close()
+
+
+@pytest.fixture(scope="module")
+def big_site(presence_redis, tmp_path_factory) -> Iterator[Site]:  # type: ignore[no-untyped-def]
+    made = Site(presence_redis.url, tmp_path_factory.mktemp("big"), users=1,
+                heartbeat="5", timeout="30", grace="1")  # fmt: skip
+    yield made
+    made.close()
+
+
+async def test_a_room_of_1000_connections_stays_within_the_count_throttle(big_site: Site) -> None:
+    room = "crowd"
+    watcher = await Member.join(big_site.ports[0], room, big_site.sessions[0], period=5)
+    started = time.monotonic()
+    crowd: list[Member] = []
+    for _ in range(10):
+        crowd += await asyncio.gather(*(
+            Member.join(big_site.ports[n % 2], room, period=5) for n in range(100)
+        ))  # fmt: skip
+    joined_in = time.monotonic() - started
+    final = await watcher.wait("presence.count", lambda m: m["count"] == 1001, timeout=10)
+    elapsed = time.monotonic() - started
+    counts = watcher.seen("presence.count")
+    joins = watcher.seen("presence.join")
+    rate = len(counts) / elapsed
+    print(f"1,000 connections joined in {joined_in:.1f} s; the watcher got {len(joins)} join "
+          f"events (room up to 50) and {len(counts)} count events in {elapsed:.1f} s "
+          f"({rate:.2f} per second; the throttle allows 1 per second)")  # fmt: skip
+    assert final["count"] == 1001
+    assert len(joins) <= 50
+    assert len(counts) <= elapsed / 1.0 + 2  # at most one per interval, plus the trailing one
+    with big_site.settings():
+        assert present_count(room) == 1001
+    await asyncio.gather(*(member.close() for member in crowd))
+    # Back under the list limit, leaves come as presence.leave events again, with the count.
+    await watcher.wait("presence.leave", lambda m: m["count"] == 1, timeout=15)
+    await watcher.close()
+
+
+def test_the_page_shows_how_many_are_here_in_chromium(site: Site, chromium) -> None:  # type: ignore[no-untyped-def]
+    base = f"http://127.0.0.1:{site.ports[0]}"
+    chromium.get(base + "/room/chapter-9/")
+    chromium.add_cookie({"name": "sessionid", "value": site.sessions[0]})
+    chromium.get(base + "/room/chapter-9/")
+
+    def count() -> str:
+        return chromium.find_element("css selector", "[data-active-users-presence]").text
+
+    def wait_for(text: str) -> None:
+        deadline = time.monotonic() + 10
+        while count() != text:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the page says {count()!r}, not {text!r}")
+            time.sleep(0.1)
+
+    wait_for("1 here now")
+
+    async def visit() -> None:
+        other = await Member.join(site.ports[1], "chapter-9", site.sessions[1])
+        await asyncio.get_running_loop().run_in_executor(None, wait_for, "2 here now")
+        await other.close()
+
+    asyncio.run(visit())
+    wait_for("1 here now")
+    chromium.get("about:blank")

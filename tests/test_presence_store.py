@@ -1,0 +1,61 @@
+"""The presence store itself, on Redis and on a Redis Cluster: people, tabs, grace, sweep."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from django.test import override_settings
+
+from active_users.presence import (
+    apresent_count,
+    apresent_users,
+    get_store,
+    present_count,
+    present_users,
+)
+
+
+@pytest.fixture(params=["redis", "redis-cluster"])
+def store_settings(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+    name = "redis_cluster_settings" if request.param == "redis-cluster" else "redis_settings"
+    return request.getfixturevalue(name)
+
+
+@override_settings(ACTIVE_USERS_PRESENCE_GRACE=0.3, ACTIVE_USERS_PRESENCE_TIMEOUT=0.6)
+async def test_tabs_grace_and_timeout(store_settings) -> None:  # type: ignore[no-untyped-def]
+    store = get_store()
+    try:
+        await tabs_grace_and_timeout(store)
+    finally:
+        await store.aclose()
+
+
+async def tabs_grace_and_timeout(store) -> None:  # type: ignore[no-untyped-def]
+    room = "chapter {1}: ünïcode"  # braces would break a Cluster hash tag: the room is hashed
+    ada, bob = ("u:1", {"id": "1", "name": "ada"}), ("u:2", {"id": "2", "name": "bob"})
+    first = await store.arun("join", room, "tab-1", *ada)
+    second = await store.arun("join", room, "tab-2", *ada)
+    third = await store.arun("join", room, "phone", *bob)
+    assert (first.joined, second.joined, third.joined) == (True, False, True)
+    assert third.present == 2 and await apresent_count(room) == 2
+    assert sorted(u["name"] for u in await apresent_users(room)) == ["ada", "bob"]
+
+    closed = await store.arun("leave", room, "tab-1", ada[0])
+    assert (closed.left, closed.present) == ([], 2)  # one of ada's tabs is still open
+    await store.arun("leave", room, "tab-2", ada[0])  # her last: gone after the grace
+    assert (await store.arun("sweep", room)).left == []
+    await asyncio.sleep(0.35)
+    gone = await store.arun("sweep", room)
+    assert gone.left == [ada] and gone.present == 1
+
+    await asyncio.sleep(0.7)  # bob's phone stopped its heartbeats
+    swept = await store.arun("sweep", room)
+    assert swept.left == [bob] and swept.present == 0
+    assert present_count(room) == 0 and present_users(room) == []
+
+
+def test_a_room_must_be_a_short_nonempty_string(store_settings) -> None:  # type: ignore[no-untyped-def]
+    for bad in ("", "x" * 201, None):
+        with pytest.raises(ValueError, match="room"):
+            present_count(bad)  # type: ignore[arg-type]
