@@ -18,6 +18,7 @@ from urllib.parse import quote
 import pytest
 from django.test import override_settings
 from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
 
 from active_users.presence import present_count, present_users
 from tests.redis_server import RedisServer, free_port
@@ -39,6 +40,7 @@ class Site:
             "PRESENCE_REDIS_URL": redis_url,
             "PRESENCE_PREFIX": self.prefix,
             "PYTHONPATH": str(ROOT),
+            "LOAD_FIRST_IS_STAFF": "1",
             **{f"PRESENCE_{k.upper()}": v for k, v in timings.items()},
         }
         done = subprocess.run(
@@ -342,3 +344,30 @@ def test_the_page_shows_how_many_are_here_in_chromium(site: Site, chromium) -> N
     asyncio.run(visit())
     wait_for("1 here now")
     chromium.get("about:blank")
+
+
+async def test_the_dashboards_counts_are_pushed_to_staff(site: Site) -> None:
+    import http.client
+
+    def visit(session: str) -> None:
+        page = http.client.HTTPConnection("127.0.0.1", site.ports[1], timeout=10)
+        page.request("GET", "/room/lobby/", headers={"Cookie": f"sessionid={session}"})
+        assert page.getresponse().status == 200
+        page.close()
+
+    url = f"ws://127.0.0.1:{site.ports[0]}/ws/active-users/dashboard/"
+    staff = await connect(url, additional_headers={"Cookie": f"sessionid={site.sessions[0]}"})
+    first = json.loads(await asyncio.wait_for(staff.recv(), 5))
+    assert first["type"] == "counts" and set(first) == {"type", "entries", "users", "visitors"}
+    before = first["users"]
+    await asyncio.get_running_loop().run_in_executor(None, visit, site.sessions[4])
+    started = time.monotonic()
+    pushed = json.loads(await asyncio.wait_for(staff.recv(), 5))
+    print(f"the dashboard heard of a new user {time.monotonic() - started:.2f} s after")
+    assert pushed["users"] == before + 1
+    await staff.close()
+
+    for headers in ({"Cookie": f"sessionid={site.sessions[1]}"}, {}):  # a member, nobody
+        with pytest.raises(InvalidStatus) as refused:
+            await connect(url, additional_headers=headers)
+        assert refused.value.response.status_code == 403

@@ -7,9 +7,11 @@ the app that registers the user admin). ``ACTIVE_USERS_ADMIN = False`` turns bot
 
 from __future__ import annotations
 
+import importlib.util
 from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.db.models import F, QuerySet
@@ -54,6 +56,14 @@ class ActivityAdmin(ReadOnlyAdmin):
 class SessionInfoAdmin(ReadOnlyAdmin):
     list_display = ["session", "user_agent", "created"]
     search_fields = ["user_agent"]
+
+
+def _dashboard_websocket() -> str:
+    """The path of the pushed counts when the project uses Channels (``CHANNEL_LAYERS`` is
+    set); the page falls back to polling while the socket is not open."""
+    if not getattr(settings, "CHANNEL_LAYERS", None) or not importlib.util.find_spec("channels"):
+        return ""
+    return "/ws/active-users/dashboard/"
 
 
 class DashboardAdmin(admin.ModelAdmin):
@@ -108,6 +118,7 @@ class DashboardAdmin(admin.ModelAdmin):
             "data_urls": {name: reverse(f"{site}:{self._url_name(name)}") for name in self.DATA},
             "ranges": list(RANGES),
             "refresh": conf.DASHBOARD_REFRESH,
+            "websocket": _dashboard_websocket(),
             "key_expire": conf.KEY_EXPIRE,
             **(extra_context or {}),
         }

@@ -28,7 +28,9 @@ from channels.layers import get_channel_layer
 from django.contrib.auth.models import AnonymousUser
 from django.http import HttpRequest
 
+from active_users.api import aget_active_counts
 from active_users.conf import conf
+from active_users.exceptions import StoreUnavailable
 from active_users.presence import (
     Change,
     check_room,
@@ -243,9 +245,9 @@ class PresenceMixin:
 
 class PresenceConsumer(PresenceMixin, AsyncWebsocketConsumer):
     """Joins the room named in the URL (``url_route`` kwarg ``room``) and keeps the
-    connection present while the client sends heartbeats. Refuses anonymous connections
-    with close code 4403 unless ``ACTIVE_USERS_PRESENCE_ANONYMOUS``, and a bad room name
-    with 4400."""
+    connection present while the client sends heartbeats. Refuses (the handshake gets
+    HTTP 403) anonymous connections unless ``ACTIVE_USERS_PRESENCE_ANONYMOUS``, and a room
+    name longer than 200 characters."""
 
     def get_presence_room(self) -> str:
         return str(self.scope["url_route"]["kwargs"]["room"])
@@ -253,13 +255,13 @@ class PresenceConsumer(PresenceMixin, AsyncWebsocketConsumer):
     async def connect(self) -> None:
         user = self.scope.get("user")
         if not conf.PRESENCE_ANONYMOUS and not (user is not None and user.is_authenticated):
-            await self.close(code=4403)
+            await self.close()
             return
         room = self.get_presence_room()
         try:
             check_room(room)
         except ValueError:
-            await self.close(code=4400)
+            await self.close()
             return
         await self.accept()
         await self.join_presence(room)
@@ -274,3 +276,38 @@ class PresenceConsumer(PresenceMixin, AsyncWebsocketConsumer):
 
     async def disconnect(self, code: int) -> None:
         await self.leave_presence()
+
+
+class DashboardConsumer(AsyncWebsocketConsumer):
+    """The admin dashboard's live counts, pushed to staff: the store is read once a second
+    per open dashboard and the counts are sent when they change (the page polls instead
+    when this route is not served)."""
+
+    PERIOD = 1.0
+
+    async def connect(self) -> None:
+        user = self.scope.get("user")
+        if not (user is not None and user.is_active and user.is_staff):
+            await self.close()
+            return
+        await self.accept()
+        self.pushing = asyncio.ensure_future(self._push())
+
+    async def _push(self) -> None:
+        sent = None
+        while True:
+            try:
+                counts = await aget_active_counts()
+                found = {"entries": counts.entries, "users": counts.users,
+                         "visitors": counts.visitors}  # fmt: skip
+            except StoreUnavailable:
+                found = {"error": "The active users store is not answering."}
+            if found != sent:
+                await self.send(text_data=json.dumps({"type": "counts", **found}))
+                sent = found
+            await asyncio.sleep(self.PERIOD)
+
+    async def disconnect(self, code: int) -> None:
+        pushing = getattr(self, "pushing", None)
+        if pushing is not None:
+            pushing.cancel()

@@ -9,7 +9,8 @@ application's ``URLRouter``, inside Channels' ``AuthMiddlewareStack``::
     })
 
 The room is the rest of the path: ``ws/presence/<room>/`` (``ACTIVE_USERS_PRESENCE_URL``),
-percent-encoded by the client.
+percent-encoded by the client. ``ws/active-users/dashboard/`` pushes the admin dashboard's
+counts to staff.
 """
 
 import re
@@ -17,8 +18,11 @@ import re
 from django.urls import re_path
 
 from active_users.conf import conf
-from active_users.consumers import PresenceConsumer
+from active_users.consumers import DashboardConsumer, PresenceConsumer
+
+DASHBOARD_PATH = "ws/active-users/dashboard/"
 
 websocket_urlpatterns = [
+    re_path(rf"^{re.escape(DASHBOARD_PATH)}$", DashboardConsumer.as_asgi()),
     re_path(rf"^{re.escape(conf.PRESENCE_URL)}(?P<room>.+)/$", PresenceConsumer.as_asgi()),
 ]

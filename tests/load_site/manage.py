@@ -1,4 +1,5 @@
-"""Set up and read the load-test site: ``setup K V`` prints session cookies as JSON;
+"""Set up and read the load-test site: ``setup K V`` prints session cookies as JSON (the
+first user is staff with ``LOAD_FIRST_IS_STAFF=1``);
 ``counts`` prints the active counts as JSON."""
 
 import json
@@ -29,7 +30,8 @@ if sys.argv[1] == "setup":
     User = get_user_model()
     cookies = {"users": [], "visitors": []}
     for n in range(users):
-        user = User.objects.create_user(f"load{n}")
+        staff = n == 0 and os.environ.get("LOAD_FIRST_IS_STAFF") == "1"
+        user = User.objects.create_user(f"load{n}", is_staff=staff)
         session = SessionStore()
         session[SESSION_KEY] = str(user.pk)
         session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"

@@ -222,13 +222,33 @@
     return getJSON(cfg.historyUrl, { range: state.range }).then(showHistory);
   }
 
+  // With Channels routed, the counts are pushed over a WebSocket; polling covers the rest,
+  // and the counts too whenever the socket is not open.
+  var pushed = false;
+  function listen() {
+    if (!cfg.websocket || !window.WebSocket) { return; }
+    var scheme = location.protocol === "https:" ? "wss:" : "ws:";
+    var socket = new WebSocket(scheme + "//" + location.host + cfg.websocket);
+    socket.onmessage = function (event) {
+      var message = JSON.parse(event.data);
+      if (message.type !== "counts") { return; }
+      if (message.error) { status(message.error, true); return; }
+      pushed = true;
+      root.dataset.pushed = "true";
+      showCounts(message);
+    };
+    socket.onclose = function (event) {
+      var wasPushed = pushed;
+      pushed = false;
+      root.dataset.pushed = "false";
+      if (wasPushed) { setTimeout(listen, 5000); }
+    };
+  }
+
   function tick() {
     var now = Date.now();
-    var work = [
-      getJSON(cfg.countsUrl).then(showCounts),
-      loadUsers(),
-      getJSON(cfg.pagesUrl).then(showPages),
-    ];
+    var work = [loadUsers(), getJSON(cfg.pagesUrl).then(showPages)];
+    if (!pushed) { work.push(getJSON(cfg.countsUrl).then(showCounts)); }
     // Counts and tables every refresh; the slower-moving history and uniques less often.
     var historyEvery = state.range === "1h" ? refreshMs : 6 * refreshMs;
     if (now - state.lastHistory >= historyEvery) { work.push(loadHistory()); }
@@ -291,6 +311,7 @@
 
   pressRange(state.range);
   buildCharts();
+  listen();
   tick();
   setInterval(function () { if (!document.hidden) { tick(); } }, refreshMs);
 })();
