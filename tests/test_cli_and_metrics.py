@@ -27,6 +27,7 @@ def test_the_command_prints_counts_and_a_table(make_user) -> None:
     call_command("active_users", stdout=out)
     text = out.getvalue()
     assert "Active now: 2 sessions of 2 users, 0 anonymous visitors" in text
+    assert "Unique users: 2 today, 2 in 7 days, 2 in 30 days (DAU/MAU 100%)" in text
     header = next(line for line in text.splitlines() if line.startswith("USER_ID"))
     assert header.split() == ["USER_ID", "SESSION_ID", "IP", "USERNAME", "LAST", "ACTIVE"]
     assert any("alice" in line and "203.0.113.5" in line for line in text.splitlines())
@@ -39,6 +40,7 @@ def test_the_command_prints_json_for_scripts(make_user) -> None:
     call_command("active_users", "--json", stdout=out)
     data = json.loads(out.getvalue())
     assert (data["entries"], data["users"], data["visitors"]) == (1, 1, 0)
+    assert (data["dau"], data["wau"], data["mau"], data["dau_mau"]) == (1, 1, 1, 1.0)
     assert data["active_users"][0]["username"] == "carol"
 
 

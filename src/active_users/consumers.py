@@ -204,13 +204,15 @@ class PresenceMixin:
         if room is None:
             return
         self.presence_room = None
-        if self.channel_layer is not None:
-            await self.channel_layer.group_discard(group_name(room), self.channel_name)
         try:
+            if self.channel_layer is not None:
+                await self.channel_layer.group_discard(group_name(room), self.channel_name)
             change = await get_store().arun("leave", room, self.channel_name, self._presence_person)
             await announce(room, change, None)
         except Exception as exc:
             _warn(exc)
+            # The connection stays in the room until its heartbeat deadline: sweep then.
+            _spawn(sweep_later(room, conf.PRESENCE_TIMEOUT + 0.05))
             return
         _spawn(sweep_later(room, conf.PRESENCE_GRACE + 0.05))
 

@@ -10,6 +10,7 @@ from django.core.management.base import BaseCommand, CommandError
 from active_users import api
 from active_users.conf import conf
 from active_users.exceptions import StoreUnavailable
+from active_users.history import get_uniques
 
 CLEAR = "\033[H\033[2J"
 
@@ -20,7 +21,10 @@ def _age(moment: datetime) -> str:
 
 
 class Command(BaseCommand):
-    help = "Show who is active now: the counts and a table of active users."
+    help = (
+        "Show who is active now: the counts, unique users today, in 7 and in 30 days, and a "
+        "table of active users."
+    )
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--json", action="store_true", help="print JSON, for scripts")
@@ -49,18 +53,27 @@ class Command(BaseCommand):
         try:
             counts = api.get_active_counts()
             page = api.get_active_users_page(limit=limit)
+            uniques = get_uniques(days=0, months=0) if conf.HISTORY else None
         except StoreUnavailable as exc:
             raise CommandError(str(exc)) from exc
         if as_json:
             users = [{**u, "last_active": u["last_active"].isoformat()} for u in page.users]
-            return json_dumps({"entries": counts.entries, "users": counts.users,
-                               "visitors": counts.visitors, "active_users": users})  # fmt: skip
+            found = {"entries": counts.entries, "users": counts.users,
+                     "visitors": counts.visitors, "active_users": users}  # fmt: skip
+            if uniques is not None:
+                found.update({k: uniques[k] for k in ("dau", "wau", "mau", "dau_mau")})
+            return json_dumps(found)
         lines = [
             f"Active now: {counts.entries} sessions of {counts.users} users, "
             f"{counts.visitors} anonymous visitors (active = a request in the last "
             f"{conf.KEY_EXPIRE} s)",
-            "",
         ]
+        if uniques is not None:
+            lines.append(
+                f"Unique users: {uniques['dau']} today, {uniques['wau']} in 7 days, "
+                f"{uniques['mau']} in 30 days (DAU/MAU {uniques['dau_mau']:.0%})"
+            )
+        lines.append("")
         fields = list(conf.KEY_CLASS.fields)
         rows = [[str(u.get(f, "")) for f in fields] + [_age(u["last_active"])] for u in page.users]
         header = [f.upper() for f in fields] + ["LAST ACTIVE"]
