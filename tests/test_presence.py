@@ -23,6 +23,7 @@ from django.test import override_settings
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
+from active_users.api import get_distinct_active_users_count
 from active_users.presence import PRESENCE_SCRIPT, present_count, present_users, room_tag
 from tests.redis_server import RedisServer, free_port
 
@@ -84,7 +85,9 @@ class Site:
     def settings(self) -> Any:
         """This test process reads the same rooms."""
         return override_settings(
-            ACTIVE_USERS_REDIS_URL=self.redis_url, ACTIVE_USERS_KEY_PREFIX=self.prefix
+            ACTIVE_USERS_BACKEND="redis",
+            ACTIVE_USERS_REDIS_URL=self.redis_url,
+            ACTIVE_USERS_KEY_PREFIX=self.prefix,
         )
 
     def close(self) -> None:
@@ -189,6 +192,8 @@ async def test_members_on_two_servers_see_each_other_join_and_leave(site: Site) 
     with site.settings():
         assert present_count(room) == 2
         assert sorted(u["name"] for u in present_users(room)) == ["load0", "load1"]
+        # No HTTP request was made: the connections alone keep both users active.
+        assert get_distinct_active_users_count() == 2
     await grace.close()
     left = await ada.wait("presence.leave", named("load1"), timeout=5)
     assert left["count"] == 1

@@ -59,3 +59,35 @@ def test_a_room_must_be_a_short_nonempty_string(store_settings) -> None:  # type
     for bad in ("", "x" * 201, None):
         with pytest.raises(ValueError, match="room"):
             present_count(bad)  # type: ignore[arg-type]
+
+
+async def test_joins_and_leaves_send_the_signals_once(store_settings) -> None:  # type: ignore[no-untyped-def]
+    from active_users.consumers import announce
+    from active_users.presence import user_joined_room, user_left_room
+
+    heard: list[tuple[str, str, str]] = []
+
+    def joined(sender, room, person, info, **kwargs):  # type: ignore[no-untyped-def]
+        heard.append(("join", room, info["name"]))
+
+    def left(sender, room, person, info, **kwargs):  # type: ignore[no-untyped-def]
+        heard.append(("leave", room, info["name"]))
+
+    user_joined_room.connect(joined)
+    user_left_room.connect(left)
+    store = get_store()
+    ada = ("u:1", {"id": "1", "name": "ada"})
+    try:
+        with override_settings(ACTIVE_USERS_PRESENCE_GRACE=0.1):
+            for tab in ("tab-1", "tab-2"):  # two tabs: one join
+                await announce("doc", await store.arun("join", "doc", tab, *ada), ada)
+            for tab in ("tab-1", "tab-2"):
+                await announce("doc", await store.arun("leave", "doc", tab, ada[0]), None)
+            await asyncio.sleep(0.15)
+            await announce("doc", await store.arun("sweep", "doc"), None)
+            await announce("doc", await store.arun("sweep", "doc"), None)  # nothing more
+    finally:
+        user_joined_room.disconnect(joined)
+        user_left_room.disconnect(left)
+        await store.aclose()
+    assert heard == [("join", "doc", "ada"), ("leave", "doc", "ada")]
