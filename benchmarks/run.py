@@ -1,7 +1,7 @@
 """Benchmarks of this package against django-active-users 0.4.1 and django-online-users 0.1.
 
     .venv/bin/python benchmarks/run.py --quick      # about two minutes
-    .venv/bin/python benchmarks/run.py              # the full run
+    .venv/bin/python benchmarks/run.py              # the full run, about seven minutes
 
 The peers are installed from PyPI into ``benchmarks/.venv-peers`` (they share the import
 name ``active_users`` with this package, so they cannot live in its environment). Each
@@ -324,7 +324,8 @@ def render(results: dict[str, Any]) -> str:
                      f"{steady['overhead_us']:.0f} | {first['overhead_us']:.0f} | "
                      f"{first['sql_per_request']:.2f} | {first['redis_per_request']:.2f} |")  # fmt: skip
     lines += ["", "Redis commands count those run inside a script: this package's touch is one "
-              "`EVALSHA` round trip carrying 7 commands.", "",
+              "`EVALSHA` round trip carrying 7 commands (2 more once a day per user: the "
+              "HyperLogLogs of history).", "",
               "## Count and a page of 100 active users", "",
               "| subject | active entries | count ms | page of 100 ms | bytes per entry (Redis) / row (PostgreSQL) |",
               "| --- | ---: | ---: | ---: | ---: |"]  # fmt: skip
