@@ -12,21 +12,16 @@ minutes (48), ``ACTIVE_USERS_HISTORY_DAY_RETENTION`` days of hours and uniques (
 
 from __future__ import annotations
 
-import logging
-import threading
 import time
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from django.db import connections
-
 from active_users.backends import Sample, get_backend
 from active_users.backends.base import day_of
+from active_users.background import BackgroundJob
 from active_users.conf import conf
 from active_users.tracking import tracker
-
-logger = logging.getLogger("active_users")
 
 # name: (seconds covered, seconds per point); up to 48 hours by minute, beyond by hour.
 RANGES = {
@@ -64,33 +59,28 @@ def record_minute(now: float | None = None) -> Sample | None:
     return sample
 
 
-class Sampler:
+class Sampler(BackgroundJob):
     """Starts :func:`record_minute` in a background thread once per minute per process."""
 
+    name = "active-users-history"
+    failure = "active_users: could not record the minute's sample"
+
     def __init__(self) -> None:
+        super().__init__()
         self.minute: int | None = None
-        self.thread: threading.Thread | None = None
 
     def reset(self) -> None:
         self.minute = None
 
     def maybe_sample(self) -> None:
         minute = int(time.time() // 60)
-        if minute == self.minute or not conf.HISTORY:
-            return
-        if self.thread is not None and self.thread.is_alive():
+        if minute == self.minute or not conf.HISTORY or self.running:
             return
         self.minute = minute
-        self.thread = threading.Thread(target=self._run, name="active-users-history", daemon=True)
-        self.thread.start()
+        self.start()
 
-    def _run(self) -> None:
-        try:
-            record_minute()
-        except Exception:
-            logger.warning("active_users: could not record the minute's sample", exc_info=True)
-        finally:
-            connections.close_all()
+    def run(self) -> None:
+        record_minute()
 
 
 sampler = Sampler()

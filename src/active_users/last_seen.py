@@ -10,8 +10,6 @@ flush or restart loses at most the last interval. Reads merge both sources.
 
 from __future__ import annotations
 
-import logging
-import threading
 import time
 from collections.abc import Iterable
 from datetime import datetime, timedelta, timezone
@@ -23,11 +21,10 @@ from django.db.models import F, QuerySet
 from django.utils import timezone as django_timezone
 
 from active_users.backends import BaseBackend, get_backend
+from active_users.background import BackgroundJob
 from active_users.conf import conf
 from active_users.exceptions import StoreUnavailable
 from active_users.tracking import tracker
-
-logger = logging.getLogger("active_users")
 
 ONLINE, IDLE, OFFLINE = "online", "idle", "offline"
 BATCH_SIZE = 1000
@@ -97,12 +94,15 @@ def _copy(backend: BaseBackend, since: float, until: float) -> int:
     return written
 
 
-class Flusher:
+class Flusher(BackgroundJob):
     """Starts a background flush at most every quarter interval per process."""
 
+    name = "active-users-last-seen"
+    failure = "active_users: could not write last-seen times"
+
     def __init__(self) -> None:
+        super().__init__()
         self.next_check: float | None = None
-        self.thread: threading.Thread | None = None
 
     def reset(self) -> None:
         self.next_check = None
@@ -113,19 +113,13 @@ class Flusher:
         now = time.monotonic()
         if self.next_check is None:  # a new process leaves the first interval to the fleet
             self.next_check = now + conf.LAST_SEEN_INTERVAL / 4
-        if now < self.next_check or (self.thread is not None and self.thread.is_alive()):
+        if now < self.next_check or self.running:
             return
         self.next_check = now + conf.LAST_SEEN_INTERVAL / 4
-        self.thread = threading.Thread(target=self._run, name="active-users-last-seen", daemon=True)
-        self.thread.start()
+        self.start()
 
-    def _run(self) -> None:
-        try:
-            flush_last_seen()
-        except Exception:
-            logger.warning("active_users: could not write last-seen times", exc_info=True)
-        finally:
-            connections.close_all()
+    def run(self) -> None:
+        flush_last_seen()
 
 
 flusher = Flusher()
