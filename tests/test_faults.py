@@ -185,3 +185,28 @@ def test_tracking_over_tls_with_a_rediss_url(make_user, tmp_path) -> None:
     finally:
         server.terminate()
         server.wait(10)
+
+
+def test_a_deadlock_victim_is_retried_and_other_errors_are_not() -> None:
+    from django.db import OperationalError
+
+    from active_users.backends.database import _retrying
+
+    calls: list[int] = []
+
+    def chosen_as_victim_twice() -> str:
+        calls.append(1)
+        if len(calls) < 3:
+            raise OperationalError(1213, "Deadlock found when trying to get lock")
+        return "written"
+
+    assert _retrying(chosen_as_victim_twice) == "written" and len(calls) == 3
+
+    def gone() -> None:
+        calls.append(1)
+        raise OperationalError(2006, "MySQL server has gone away")
+
+    calls.clear()
+    with pytest.raises(OperationalError, match="gone away"):
+        _retrying(gone)
+    assert len(calls) == 1

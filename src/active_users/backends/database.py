@@ -15,7 +15,7 @@ from typing import Any
 from django.apps import apps
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from django.db import IntegrityError, connections, transaction
+from django.db import IntegrityError, OperationalError, connections, transaction
 from django.db.models import Count, Max, Q
 from django.db.models.functions import TruncMonth
 
@@ -50,6 +50,33 @@ def _timestamp(moment: datetime) -> float:
     if moment.tzinfo is None:
         moment = moment.astimezone()
     return moment.timestamp()
+
+
+# MySQL/MariaDB "deadlock found" and "lock wait timeout"; PostgreSQL "deadlock detected"
+# and "serialization failure". The database rolled the statement (or transaction) back.
+RETRYABLE = {1213, 1205, "40P01", "40001"}
+ATTEMPTS = 3
+
+
+def _retryable(exc: OperationalError) -> bool:
+    cause = exc.__cause__
+    codes = {getattr(cause, "sqlstate", None), getattr(cause, "pgcode", None)}
+    if exc.args:
+        codes.add(exc.args[0])
+    return bool(codes & RETRYABLE)
+
+
+def _retrying(call: Any) -> Any:
+    """``call()``, again (up to three times in all) when the database chose it as a deadlock
+    victim: concurrent first touches of one user can deadlock on InnoDB's unique index."""
+    for attempt in range(ATTEMPTS):
+        try:
+            return call()
+        except OperationalError as exc:
+            if attempt == ATTEMPTS - 1 or not _retryable(exc):
+                raise
+            time.sleep(0.005 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 class DatabaseBackend(BaseBackend):
@@ -93,28 +120,35 @@ class DatabaseBackend(BaseBackend):
         rows = self._rows(presence, moment)
         connection = connections[self.alias]
         if connection.vendor != "postgresql":
-            return self._write(presence, rows, now)
+            return self._write(presence, rows, now, _retrying)
+        return _retrying(lambda: self._write_in_transaction(presence, rows, now))
+
+    def _write_in_transaction(self, presence: Presence, rows: list[Any], now: float | None) -> bool:
         with transaction.atomic(using=self.alias):
             # Presence is fleeting: a crash may lose the last few milliseconds of it, and in
             # exchange the commit does not wait for the WAL to reach the disk. (Only here:
             # on InnoDB, one transaction around both statements deadlocks concurrent touches.)
-            with connection.cursor() as cursor:
+            with connections[self.alias].cursor() as cursor:
                 cursor.execute("SET LOCAL synchronous_commit TO OFF")
-            return self._write(presence, rows, now)
+            return self._write(presence, rows, now, lambda call: call())
 
-    def _write(self, presence: Presence, rows: list[Any], now: float | None) -> bool:
+    def _write(self, presence: Presence, rows: list[Any], now: float | None, run: Any) -> bool:
+        """The touch's statements, each through ``run`` (which retries deadlocks when each
+        statement is its own transaction; a retried statement had no effect)."""
         returning = False
         if not presence.anonymous and user_became_active.has_listeners():
-            returning = self._returning(rows[1], now)
+            returning = run(lambda: self._returning(rows[1], now))
         with_target = connections[self.alias].features.supports_update_conflicts_with_target
-        self.objects.bulk_create(
-            rows,
-            update_conflicts=True,
-            unique_fields=["key"] if with_target else None,
-            update_fields=["touched"],
+        run(
+            lambda: self.objects.bulk_create(
+                rows,
+                update_conflicts=True,
+                unique_fields=["key"] if with_target else None,
+                update_fields=["touched"],
+            )
         )
         if conf.HISTORY:
-            self._note_unique(presence, now)
+            run(lambda: self._note_unique(presence, now))
         return returning
 
     def _note_unique(self, presence: Presence, now: float | None) -> None:
