@@ -20,7 +20,7 @@ from django.http import HttpRequest, JsonResponse
 from django.utils import timezone as django_timezone
 
 from active_users.api import get_active_users_page
-from active_users.api.views import BadParameter, _json, int_parameter
+from active_users.api.views import BadParameter, int_parameter, json_response
 from active_users.conf import conf
 from active_users.last_seen import last_seen_many, status_of
 
@@ -74,7 +74,7 @@ def users(request: HttpRequest) -> JsonResponse:
     if len(search) > MAX_SEARCH:
         raise BadParameter("search", f"must be at most {MAX_SEARCH} characters")
     if search:
-        return _json({"users": _search(search), "next": None, "search": search})
+        return json_response({"users": _search(search), "next": None, "search": search})
     limit = int_parameter(request, "limit", 25, 1, 1000)
     page = get_active_users_page(limit, request.GET.get("cursor") or None)
     paths = _current_paths([u.get("user_id", "") for u in page.users])
@@ -89,7 +89,7 @@ def users(request: HttpRequest) -> JsonResponse:
         }
         for entry in page.users
     ]
-    return _json({"users": rows, "next": page.next_cursor, "search": ""})
+    return json_response({"users": rows, "next": page.next_cursor, "search": ""})
 
 
 def _search(text: str) -> list[dict[str, Any]]:
@@ -126,7 +126,7 @@ def pages(request: HttpRequest) -> JsonResponse:
     from the activity log; ``{"enabled": false}`` without it."""
     Activity = _activity_model()
     if Activity is None:
-        return _json({"enabled": False, "pages": []})
+        return json_response({"enabled": False, "pages": []})
     since = datetime.now(timezone.utc) - timedelta(seconds=conf.ONLINE_AFTER)
     rows = (
         Activity.objects.using(conf.DATABASE)
@@ -136,7 +136,7 @@ def pages(request: HttpRequest) -> JsonResponse:
         .annotate(people=Count("session", distinct=True), events=Count("id"))
         .order_by("-people", "-events", "path")[:TOP_PAGES]
     )
-    return _json({
+    return json_response({
         "enabled": True,
         "since_seconds": conf.ONLINE_AFTER,
         "pages": [{"path": r["path"], "people": r["people"], "events": r["events"]} for r in rows],

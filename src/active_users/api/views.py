@@ -51,7 +51,7 @@ def _error(status: int, message: str) -> JsonResponse:
     return JsonResponse({"error": message}, status=status)
 
 
-def _json(data: dict[str, Any]) -> JsonResponse:
+def json_response(data: dict[str, Any]) -> JsonResponse:
     return JsonResponse(data, json_dumps_params=UNICODE)
 
 
@@ -101,15 +101,15 @@ def active_users_info_view(request: HttpRequest) -> JsonResponse:
     page = _page(request)
     if page is None:
         data = get_active_users()
-        return _json({"data": data, "count": len(data)})
+        return json_response({"data": data, "count": len(data)})
     count = get_active_counts().entries
-    return _json({"data": page.users, "count": count, "next": page.next_cursor})
+    return json_response({"data": page.users, "count": count, "next": page.next_cursor})
 
 
 def counts(request: HttpRequest) -> JsonResponse:
     """``GET v1/counts/`` → ``{"entries", "users", "visitors", "key_expire", "time"}``."""
     counts = get_active_counts()
-    return _json({
+    return json_response({
         "entries": counts.entries,
         "users": counts.users,
         "visitors": counts.visitors,
@@ -123,7 +123,7 @@ def users(request: HttpRequest) -> JsonResponse:
     each user is the entry's fields plus ``last_active`` (ISO 8601), newest first."""
     page = _page(request, default=100)
     assert page is not None
-    return _json({"users": page.users, "next": page.next_cursor})
+    return json_response({"users": page.users, "next": page.next_cursor})
 
 
 def history(request: HttpRequest) -> JsonResponse:
@@ -134,7 +134,7 @@ def history(request: HttpRequest) -> JsonResponse:
     if name not in RANGES:
         raise BadParameter("range", f"must be one of {', '.join(RANGES)}")
     points = get_history(name)
-    return _json({
+    return json_response({
         "range": name,
         "step": RANGES[name][1],
         "points": [point.as_json() for point in points],
@@ -146,7 +146,7 @@ def uniques(request: HttpRequest) -> JsonResponse:
     "dau_visitors", "wau_visitors", "mau_visitors", "days": [...], "months": [...]}``."""
     days = int_parameter(request, "days", 30, 0, 400)
     months = int_parameter(request, "months", 12, 0, 24)
-    return _json(get_uniques(days, months))
+    return json_response(get_uniques(days, months))
 
 
 counts_v1 = api_view(counts)
