@@ -1,4 +1,4 @@
-"""Many touches at once through the Redis backend's own touch script, pipelined."""
+"""Many touches at once through the backend's own batch write (the write-behind flush's)."""
 
 from __future__ import annotations
 
@@ -9,16 +9,12 @@ from active_users.backends import Presence, get_backend
 
 def bulk_touch(presences: Iterable[Presence], now: float, batch: int = 5000) -> int:
     backend = get_backend()
-    client = backend.client
-    if hasattr(client, "get_node_from_key"):  # a Cluster pipeline may not send EVALSHA
-        client = client.get_node_from_key(backend.entries_key).redis_connection
-    pipe = client.pipeline(transaction=False)
-    done = 0
+    done, chunk = 0, []
     for presence in presences:
-        keys, args = backend._touch_args(presence, now)
-        backend._touch_script(keys=keys, args=args, client=pipe)
-        done += 1
-        if done % batch == 0:
-            pipe.execute()
-    pipe.execute()
-    return done
+        chunk.append((presence, now))
+        if len(chunk) == batch:
+            backend.touch_many(chunk)
+            done, chunk = done + len(chunk), []
+    if chunk:
+        backend.touch_many(chunk)
+    return done + len(chunk)

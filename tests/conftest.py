@@ -11,6 +11,8 @@ from django.test import override_settings
 
 from active_users import history
 from active_users.backends import get_backend
+from active_users.backends.buffer import buffer
+from active_users.backends.health import breaker
 from active_users.tracking import tracker
 from tests.redis_server import RedisCluster, RedisServer, in_ci, reachable
 
@@ -42,10 +44,18 @@ def _no_background_sampler(request: pytest.FixtureRequest, monkeypatch) -> None:
 
 
 @pytest.fixture(autouse=True)
-def _fresh_tracker() -> Iterator[None]:
+def _fresh_tracker(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A fresh write path per test. The write-behind buffer's thread stays off (it would
+    write beside the test's transaction) unless the test is marked ``writer_thread``: reads
+    flush the buffer in the test's own thread, and tests call ``buffer.flush()``."""
     tracker.forget()
-    tracker.breaker.failing = False
+    breaker.reset()
+    buffer.cleared()
+    buffer.background = request.node.get_closest_marker("writer_thread") is not None
     yield
+    buffer.shutdown()
+    buffer.background = True
+    buffer.cleared()
     tracker.forget()
 
 

@@ -82,17 +82,17 @@ def test_counts_are_exact_after_a_load_on_several_gunicorn_workers(
             except OSError:
                 assert time.monotonic() < deadline, "gunicorn did not start"
                 time.sleep(0.2)
-        sessions = list(cookies["users"]) + list(cookies["visitors"])  # type: ignore[operator]
+        sessions = [{"Cookie": f"sessionid={key}"} for key in cookies["users"]]  # type: ignore[attr-defined]
+        sessions += [{"User-Agent": agent} for agent in cookies["visitors"]]  # type: ignore[attr-defined]
         statuses: Counter[int] = Counter()
         lock = threading.Lock()
         stop = time.monotonic() + SECONDS
 
-        def browse(mine: list[str]) -> None:
+        def browse(mine: list[dict[str, str]]) -> None:
             connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
             n = 0
             while time.monotonic() < stop or n < len(mine):  # every session at least once
-                key = mine[n % len(mine)]
-                connection.request("GET", "/page/", headers={"Cookie": f"sessionid={key}"})
+                connection.request("GET", "/page/", headers=mine[n % len(mine)])
                 response = connection.getresponse()
                 response.read()
                 with lock:

@@ -34,12 +34,14 @@ def test_anonymous_requests_are_not_counted_by_default(client, db) -> None:
 
 
 @override_settings(ACTIVE_USERS_TRACK_ANONYMOUS=True)
-def test_anonymous_visitors_are_counted_by_session_apart_from_users(client, make_user) -> None:
+def test_anonymous_visitors_are_counted_by_address_and_browser_apart_from_users(
+    client, make_user
+) -> None:
     from django.test import Client
 
     client.get("/page/")
-    client.get("/page/")  # same visitor, same session
-    Client().get("/page/")  # another visitor
+    client.get("/page/")  # same visitor
+    Client(HTTP_USER_AGENT="Another browser").get("/page/")  # another visitor
     logged_in = Client()
     logged_in.force_login(make_user())
     logged_in.get("/page/")
@@ -51,7 +53,9 @@ def test_anonymous_visitors_are_counted_by_session_apart_from_users(client, make
 def test_a_visitor_who_logs_in_is_counted_as_a_user_only(client, make_user) -> None:
     client.get("/page/")
     assert api.get_active_visitors_count() == 1
-    client.force_login(make_user("newcomer"))
+    make_user("newcomer")
+    response = client.post("/login/", {"username": "newcomer", "password": "pw", "next": "/page/"})
+    assert response.status_code == 302
     client.get("/page/")
     counts = api.get_active_counts()
     assert (counts.entries, counts.users, counts.visitors) == (1, 1, 0)

@@ -11,7 +11,7 @@ class ActiveUsersConfig(AppConfig):
 
     def ready(self) -> None:
         from active_users import checks  # noqa: F401  (registers the checks)
-        from active_users.tracking import connect_signals
+        from active_users.receivers import connect_signals
 
         connect_signals()
         from django.apps import apps

@@ -76,6 +76,14 @@ class Settings:
         return self.KEY_EXPIRE / 4 if value is None else float(value)
 
     @property
+    def FLUSH_INTERVAL(self) -> float:
+        return float(self._get("FLUSH_INTERVAL", 1.0))
+
+    @property
+    def BUFFER_SIZE(self) -> int:
+        return int(self._get("BUFFER_SIZE", 50_000))
+
+    @property
     def BACKEND(self) -> str | None:
         return self._get("BACKEND", None)  # type: ignore[no-any-return]
 

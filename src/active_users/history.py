@@ -17,11 +17,13 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+from django.core.signals import setting_changed
+
 from active_users.backends import Sample, get_backend
 from active_users.backends.base import day_of
+from active_users.backends.health import reading
 from active_users.background import BackgroundJob
 from active_users.conf import conf
-from active_users.tracking import tracker
 
 # name: (seconds covered, seconds per point); up to 48 hours by minute, beyond by hour.
 RANGES = {
@@ -86,6 +88,14 @@ class Sampler(BackgroundJob):
 sampler = Sampler()
 
 
+def _setting_changed(*, setting: str, **kwargs: Any) -> None:
+    if setting.startswith("ACTIVE_USERS_") or setting in {"CACHES", "DATABASES", "TIME_ZONE"}:
+        sampler.reset()
+
+
+setting_changed.connect(_setting_changed)
+
+
 def _moment(stamp: float) -> datetime:
     return datetime.fromtimestamp(stamp, tz=timezone.utc)
 
@@ -103,7 +113,7 @@ def get_history(period: str = "24h", now: float | None = None) -> list[Point]:
     now = time.time() if now is None else now
     last = int(now // step) * step
     first = last - span + step
-    with tracker.reading():
+    with reading():
         found = {s.start: s for s in get_backend().samples(step == 3600, first, last)}
         if conf.HISTORY and step == 60 and last not in found:  # not sampled yet: do it now
             sample = record_minute(now)
@@ -130,7 +140,7 @@ def get_uniques(days: int = 30, months: int = 12, now: float | None = None) -> d
     if not 0 <= days <= 400 or not 0 <= months <= 24:
         raise ValueError("days must be from 0 to 400 and months from 0 to 24")
     today = day_of(time.time() if now is None else now).date
-    with tracker.reading():
+    with reading():
         found = get_backend().uniques(today, days, months, list(WINDOWS.values()))
     result: dict[str, Any] = {"today": today.isoformat()}
     for name, window in WINDOWS.items():
@@ -147,6 +157,6 @@ def get_uniques(days: int = 30, months: int = 12, now: float | None = None) -> d
 
 def clear_history() -> None:
     """Forget samples and uniques."""
-    with tracker.reading():
+    with reading():
         get_backend().clear_history()
     sampler.reset()

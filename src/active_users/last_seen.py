@@ -16,15 +16,17 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.core.signals import setting_changed
 from django.db import connections
 from django.db.models import F, QuerySet
 from django.utils import timezone as django_timezone
 
 from active_users.backends import BaseBackend, get_backend
+from active_users.backends.buffer import buffer
+from active_users.backends.health import reading
 from active_users.background import BackgroundJob
 from active_users.conf import conf
 from active_users.exceptions import StoreUnavailable
-from active_users.tracking import tracker
 
 ONLINE, IDLE, OFFLINE = "online", "idle", "offline"
 BATCH_SIZE = 1000
@@ -73,6 +75,7 @@ def flush_last_seen(force: bool = False, now: float | None = None) -> int:
     current interval's claim."""
     if not conf.LAST_SEEN:
         return 0
+    buffer.flush()  # this process's pending refreshes first
     backend = get_backend()
     now = time.time() if now is None else now
     hold = 0.001 if force else conf.LAST_SEEN_INTERVAL * 0.75
@@ -125,6 +128,14 @@ class Flusher(BackgroundJob):
 flusher = Flusher()
 
 
+def _setting_changed(*, setting: str, **kwargs: Any) -> None:
+    if setting.startswith("ACTIVE_USERS_") or setting in {"CACHES", "DATABASES"}:
+        flusher.reset()
+
+
+setting_changed.connect(_setting_changed)
+
+
 def _user_id(user: Any) -> str:
     return str(getattr(user, "pk", user))
 
@@ -137,7 +148,7 @@ def last_seen_many(users: Iterable[Any]) -> dict[str, datetime | None]:
         return {}
     found: dict[str, float] = {}
     try:
-        with tracker.reading():
+        with reading():
             found = get_backend().seen(ids)
     except StoreUnavailable:
         pass

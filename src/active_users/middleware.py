@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 
 from active_users.backends import get_backend
-from active_users.tracking import connect_signals, tracker
+from active_users.receivers import connect_signals
+from active_users.tracking import tracker
 
 if TYPE_CHECKING:
     from django.http import HttpRequest, HttpResponseBase

@@ -33,6 +33,9 @@ class ActiveEntry(models.Model):
     user_key = models.CharField(_("user id"), max_length=255, blank=True)
     data = models.TextField(_("data"))
     touched = models.DateTimeField(_("last active"))
+    # The keyed hash of the entry's session key: logging out deletes the session's entries
+    # by it, whatever the logout request looks like.
+    session = models.CharField(_("session (hashed)"), max_length=32, blank=True, default="")
 
     class Meta:
         verbose_name = _("active entry")
@@ -40,6 +43,7 @@ class ActiveEntry(models.Model):
         indexes = [
             models.Index(fields=["kind", "touched", "id"], name="active_users_live_idx"),
             models.Index(fields=["user_key"], name="active_users_user_idx"),
+            models.Index(fields=["session"], name="active_users_session_idx"),
             # Counting by kind (PostgreSQL, SQLite; MySQL and MariaDB have no partial
             # indexes): with every row active, `kind = 0 AND touched > …` selects half of
             # the table and PostgreSQL would rather scan it all than use the index above.

@@ -1,4 +1,5 @@
-"""What the package reads from a request: the client's IP and a safe session identifier."""
+"""What the package reads from a request: the client's IP, a safe session identifier, and a
+visitor's cookieless identifier."""
 
 from __future__ import annotations
 
@@ -77,3 +78,16 @@ def stored_ip(request: HttpRequest) -> str | None:
         return None
     ip = get_client_ip(request)
     return anonymize_ip(ip) if ip and conf.ANONYMIZE_IP else ip
+
+
+def visitor_id(request: HttpRequest, day: int) -> str:
+    """An anonymous visitor, without a cookie: a keyed hash of the client IP (after trusted
+    proxies; truncated first with ``ANONYMIZE_IP``) and the user agent, under a salt made
+    from ``SECRET_KEY`` and ``day`` (days since the epoch, UTC), so it changes every day and
+    cannot be followed from one day to the next."""
+    ip = get_client_ip(request) or ""
+    if ip and conf.ANONYMIZE_IP:
+        ip = anonymize_ip(ip)
+    agent = request.META.get("HTTP_USER_AGENT", "")
+    salt = f"active_users.visitor.{day}"
+    return salted_hmac(salt, f"{ip}\n{agent}", algorithm="sha256").hexdigest()[:32]

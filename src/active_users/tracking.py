@@ -1,10 +1,16 @@
-"""Deciding what a request marks active, and writing it without ever failing the request.
+"""Deciding what a request marks active, and handing it to the store without waiting for it.
 
 The middleware hands every finished request to :data:`tracker`. It skips excluded paths,
-users and bots, skips the write when this process wrote the same entry less than
-``ACTIVE_USERS_TOUCH_INTERVAL`` seconds ago, and otherwise makes one call to the backend,
-guarded by a circuit breaker: a failing store is left alone for
-``ACTIVE_USERS_FAILURE_COOLDOWN`` seconds and logged once per outage.
+users and crawlers. What is left is either
+
+- a **refresh** of a presence this process wrote less than ``KEY_EXPIRE`` seconds ago (so
+  it is certainly still active): at most once per ``TOUCH_INTERVAL`` it goes to the
+  write-behind buffer (``backends/buffer.py``) and the request goes on; or
+- a **first touch** (nothing written by this process within ``KEY_EXPIRE``): written at
+  once, so a new user is counted immediately and ``user_became_active`` gets its request.
+  While the store is failing (``backends/health.py``) it goes to the buffer instead.
+
+Nothing here raises into the request.
 """
 
 from __future__ import annotations
@@ -12,8 +18,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Hashable, Iterator
-from contextlib import contextmanager
+from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -23,10 +28,13 @@ from django.core.signals import setting_changed
 from django.utils.functional import LazyObject, empty
 
 from active_users.backends import Presence, get_backend
+from active_users.backends.buffer import buffer
+from active_users.backends.health import breaker
 from active_users.conf import conf
-from active_users.exceptions import StoreUnavailable
+from active_users.history import sampler
 from active_users.keys import ActiveUserEntry
-from active_users.requests import hash_session_key
+from active_users.last_seen import flusher
+from active_users.requests import hash_session_key, visitor_id
 from active_users.signals import user_became_active
 
 if TYPE_CHECKING:
@@ -34,36 +42,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("active_users")
 
-VISITOR_SESSION_KEY = "_active_users_visitor"
 MAX_REMEMBERED = 100_000
-Observed = tuple[Hashable, Presence]
-
-
-class CircuitBreaker:
-    """Stops calling a failing store for a cool-down, and logs once per outage."""
-
-    def __init__(self) -> None:
-        self.failing = False
-        self.retry_at = 0.0
-
-    def allows(self) -> bool:
-        return not self.failing or time.monotonic() >= self.retry_at
-
-    def succeeded(self) -> None:
-        if self.failing:
-            self.failing = False
-            logger.warning("active_users: the store answers again; tracking resumed")
-
-    def failed(self, exc: BaseException) -> None:
-        self.retry_at = time.monotonic() + conf.FAILURE_COOLDOWN
-        if not self.failing:
-            self.failing = True
-            logger.warning(
-                "active_users: the store failed (%s: %s); requests are served without "
-                "tracking until it answers again",
-                type(exc).__name__,
-                exc,
-            )
+DAY = 86400
 
 
 @dataclass(frozen=True)
@@ -75,19 +55,28 @@ class Policy:
     key_class: type
     track_anonymous: bool
     bots: re.Pattern[str] | None
-    touch_interval: float
     session_cookie: str
+    #: A presence is refreshed at most this often per process.
+    refresh_after: float
+    #: A presence written this long ago may have expired: the next request writes at once.
+    fresh_for: float
 
     @classmethod
     def current(cls) -> Policy:
+        refresh = conf.TOUCH_INTERVAL
+        if conf.LAST_SEEN:  # last seen follows requests, whatever KEY_EXPIRE is
+            refresh = min(refresh, conf.LAST_SEEN_INTERVAL)
+        expire = conf.KEY_EXPIRE
         return cls(
             exclude_url=conf.exclude_url_regex,
             exclude_users=tuple(conf.EXCLUDE_USERS),
             key_class=conf.KEY_CLASS,
             track_anonymous=conf.TRACK_ANONYMOUS,
             bots=conf.bot_regex,
-            touch_interval=conf.TOUCH_INTERVAL,
             session_cookie=settings.SESSION_COOKIE_NAME,
+            refresh_after=refresh,
+            # A refresh reaches the store within a flush interval or two.
+            fresh_for=expire - min(2 * conf.FLUSH_INTERVAL, expire / 2),
         )
 
     def excludes_user(self, user: Any) -> bool:
@@ -103,11 +92,13 @@ class Policy:
         return False
 
 
+Observed = tuple[Hashable, Presence]
+
+
 class Tracker:
     def __init__(self) -> None:
-        self.breaker = CircuitBreaker()
-        # What this process wrote lately: throttle key -> monotonic time of the write.
-        self._written: dict[Hashable, float] = {}
+        # What this process wrote or buffered lately: key -> [monotonic time, presence].
+        self._known: dict[Hashable, list[Any]] = {}
         self._policy: Policy | None = None
 
     @property
@@ -118,208 +109,181 @@ class Tracker:
 
     def forget(self) -> None:
         """Drop what this process remembers (after a clear, or a settings change)."""
-        self._written.clear()
+        self._known.clear()
         self._policy = None
 
     def needs_sync_context(self, request: HttpRequest) -> bool:
-        """Whether building the entry may touch the database (an unevaluated user, a session
-        to create), which async code must not do directly."""
+        """Whether reading the user may touch the database, which async code must not do."""
         user = getattr(request, "user", None)
-        if isinstance(user, LazyObject) and user._wrapped is empty:
-            return True
-        return self.policy.track_anonymous and not getattr(user, "is_authenticated", False)
+        return isinstance(user, LazyObject) and user._wrapped is empty
 
-    def observe(self, request: HttpRequest, due_only: bool = True) -> Observed | None:
-        """What ``request`` marks active, with its throttle key; None when nothing is to be
-        written (excluded, or ``due_only`` and written lately by this process)."""
+    def observe(self, request: HttpRequest) -> Observed | None:
+        """What ``request`` marks active, with its key; None when excluded."""
         policy = self.policy
         if policy.exclude_url is not None and policy.exclude_url.search(request.path):
             return None
         user = getattr(request, "user", None)
-        session = getattr(request, "session", None)
         if user is not None and user.is_authenticated:
             if policy.exclude_users and policy.excludes_user(user):
                 return None
-            # The default entry is fixed by these request values: a repeated request is
-            # recognised without building it (the session cookie, not ``session_key``, which
-            # signed-cookie sessions compute anew on each access).
-            quick: Hashable | None = None
-            if policy.key_class is ActiveUserEntry:
-                meta = request.META
-                quick = (user.pk, request.COOKIES.get(policy.session_cookie),
-                         meta.get("REMOTE_ADDR"), meta.get("HTTP_X_FORWARDED_FOR"))  # fmt: skip
-                if due_only and not self._due(quick, policy):
-                    return None
-            entry = policy.key_class.create_from_request(request)
-            presence = Presence(entry.dump(), str(user.pk))
-            key = quick if quick is not None else (presence.user_id, presence.member)
-            if quick is None and due_only and not self._due(key, policy):
+            return self._user_key(request, user, policy), self._user_presence(request, user)
+        return self._visitor(request, policy)
+
+    def _user_key(self, request: HttpRequest, user: Any, policy: Policy) -> Hashable | None:
+        # The default entry is fixed by these request values: a repeated request is
+        # recognised without building it (the session cookie, not ``session_key``, which
+        # signed-cookie sessions compute anew on each access).
+        if policy.key_class is not ActiveUserEntry:
+            return None
+        meta = request.META
+        return (user.pk, request.COOKIES.get(policy.session_cookie),
+                meta.get("REMOTE_ADDR"), meta.get("HTTP_X_FORWARDED_FOR"))  # fmt: skip
+
+    def _user_presence(self, request: HttpRequest, user: Any) -> Presence:
+        entry = self.policy.key_class.create_from_request(request)
+        session = getattr(request, "session", None)
+        hashed = hash_session_key(session.session_key) if session is not None else ""
+        return Presence(entry.dump(), str(user.pk), hashed)
+
+    def _visitor(self, request: HttpRequest, policy: Policy) -> Observed | None:
+        if not policy.track_anonymous:
+            return None
+        meta = request.META
+        agent = meta.get("HTTP_USER_AGENT", "")
+        if policy.bots is not None and policy.bots.search(agent):
+            return None
+        day = int(time.time() // DAY)
+        key = ("visitor", day, meta.get("REMOTE_ADDR"), meta.get("HTTP_X_FORWARDED_FOR"), agent)
+        return key, Presence(visitor_id(request, day))
+
+    def first_touch(self, request: HttpRequest) -> Observed | None:
+        """The presence to write at once, or None: excluded, refreshed lately, or handed to
+        the write-behind buffer."""
+        policy = self.policy
+        if policy.exclude_url is not None and policy.exclude_url.search(request.path):
+            return None
+        user = getattr(request, "user", None)
+        if user is not None and user.is_authenticated:
+            if policy.exclude_users and policy.excludes_user(user):
                 return None
+            key = self._user_key(request, user, policy)
+            if key is not None and self._refreshed(key, policy):
+                return None
+            presence = self._user_presence(request, user)
+            if key is None:
+                key = (presence.user_id, presence.member, presence.session)
+                if self._refreshed(key, policy):
+                    return None
             return key, presence
-        if not policy.track_anonymous or session is None:
+        observed = self._visitor(request, policy)
+        if observed is None or self._refreshed(observed[0], policy):
             return None
-        if policy.bots is not None and policy.bots.search(request.META.get("HTTP_USER_AGENT", "")):
-            return None
-        if not session.session_key:
-            # A visitor is counted by session; give a new visitor one.
-            session[VISITOR_SESSION_KEY] = ""
-            session.save()
-        key = ("visitor", session.session_key)
-        if due_only and not self._due(key, policy):
-            return None
-        member = hash_session_key(session.session_key)
-        if session.get(VISITOR_SESSION_KEY) != member:
-            # Remembered in the session, which survives login, so that logging in ends the
-            # visitor at once (the user is counted from then on).
-            session[VISITOR_SESSION_KEY] = member
-        return key, Presence(member)
+        return observed
 
-    def _due(self, key: Hashable, policy: Policy) -> bool:
-        last = self._written.get(key)
-        return last is None or time.monotonic() - last >= policy.touch_interval
+    def _refreshed(self, key: Hashable, policy: Policy) -> bool:
+        """Whether ``key`` needs no write now: written lately, or its refresh buffered."""
+        known = self._known.get(key)
+        if known is None:
+            return False
+        now = time.monotonic()
+        age = now - known[0]
+        if age < policy.refresh_after:
+            return True
+        if age >= policy.fresh_for:
+            return False
+        if buffer.add(known[1], time.time()):
+            known[0] = now
+        return True
 
-    def forget_key(self, key: Hashable) -> None:
-        self._written.pop(key, None)
+    def _remember(self, key: Hashable, presence: Presence) -> None:
+        if len(self._known) >= MAX_REMEMBERED:
+            self._known.clear()
+        self._known[key] = [time.monotonic(), presence]
 
-    def _wrote(self, key: Hashable) -> None:
-        if len(self._written) >= MAX_REMEMBERED:
-            self._written.clear()
-        self._written[key] = time.monotonic()
+    def _failed(self, key: Hashable, presence: Presence, exc: BaseException | None) -> None:
+        """The store is failing: the buffer writes the touch when it answers again."""
+        if exc is not None:
+            breaker.failed(exc)
+        if buffer.add(presence, time.time()):
+            self._remember(key, presence)
 
-    def _done(self, request: HttpRequest, key: Hashable, returning: bool) -> None:
-        from active_users.history import sampler
-        from active_users.last_seen import flusher
-
-        self.breaker.succeeded()
-        self._wrote(key)
-        if returning:
-            user = request.user
-            for receiver, result in user_became_active.send_robust(
-                sender=type(user), user=user, request=request
-            ):
-                if isinstance(result, Exception):
-                    logger.error("active_users: %r failed", receiver, exc_info=result)
-        flusher.maybe_flush()
-        sampler.maybe_sample()
+    def _became_active(self, request: HttpRequest) -> None:
+        user = request.user
+        for receiver, result in user_became_active.send_robust(
+            sender=type(user), user=user, request=request
+        ):
+            if isinstance(result, Exception):
+                logger.error("active_users: %r failed", receiver, exc_info=result)
 
     def track(self, request: HttpRequest) -> None:
         """Record ``request``; never raises."""
         try:
-            observed = self.observe(request)
+            observed = self.first_touch(request)
         except Exception:
             logger.exception("active_users: could not build the entry for %s", request.path)
             return
-        if observed is None or not self.breaker.allows():
+        if observed is None:
             return
         key, presence = observed
+        if not breaker.allows():
+            self._failed(key, presence, None)
+            return
         try:
             returning = get_backend().touch(presence)
         except Exception as exc:
-            self.breaker.failed(exc)
+            self._failed(key, presence, exc)
             return
-        self._done(request, key, returning)
+        breaker.succeeded()
+        self._remember(key, presence)
+        if returning:
+            self._became_active(request)
+        background_work()
 
     async def atrack(self, request: HttpRequest) -> None:
         """Async twin of :meth:`track`."""
         try:
             if self.needs_sync_context(request):
-                observed = await sync_to_async(self.observe)(request)
+                observed = await sync_to_async(self.first_touch)(request)
             else:
-                observed = self.observe(request)
+                observed = self.first_touch(request)
         except Exception:
             logger.exception("active_users: could not build the entry for %s", request.path)
             return
-        if observed is None or not self.breaker.allows():
+        if observed is None:
             return
         key, presence = observed
+        if not breaker.allows():
+            self._failed(key, presence, None)
+            return
         try:
             returning = await get_backend().atouch(presence)
         except Exception as exc:
-            self.breaker.failed(exc)
+            self._failed(key, presence, exc)
             return
+        breaker.succeeded()
+        self._remember(key, presence)
         if returning:  # receivers are sync code
-            await sync_to_async(self._done)(request, key, returning)
-        else:
-            self._done(request, key, returning)
-
-    @contextmanager
-    def reading(self) -> Iterator[None]:
-        """Guard a read: :class:`StoreUnavailable` when the store fails or is known down."""
-        if not self.breaker.allows():
-            raise StoreUnavailable("the active users store is not answering")
-        try:
-            yield
-        except (ValueError, TypeError, StoreUnavailable):
-            raise
-        except Exception as exc:
-            self.breaker.failed(exc)
-            raise StoreUnavailable(f"the active users store failed: {exc}") from exc
-        self.breaker.succeeded()
+            await sync_to_async(self._became_active)(request)
+        background_work()
 
 
 tracker = Tracker()
 
 
+def background_work() -> None:
+    """Start the last-seen flush and the history sampler when they are due (each checks a
+    clock and returns)."""
+    flusher.maybe_flush()
+    sampler.maybe_sample()
+
+
+buffer.after_flush.append(background_work)
+buffer.on_clear.append(tracker.forget)
+
+
 def _setting_changed(*, setting: str, **kwargs: Any) -> None:
-    if setting.startswith("ACTIVE_USERS_") or setting in {"CACHES", "DATABASES", "TIME_ZONE"}:
-        from active_users.backends import base
-        from active_users.history import sampler
-        from active_users.last_seen import flusher
-
+    if setting.startswith("ACTIVE_USERS_") or setting in {"SESSION_COOKIE_NAME", "CACHES"}:
         tracker.forget()
-        tracker.breaker = CircuitBreaker()
-        flusher.reset()
-        sampler.reset()
-        base.forget_day()
-
-
-def _logged_out(*, request: HttpRequest, user: Any, **kwargs: Any) -> None:
-    """A user who logs out leaves the active list at once."""
-    if user is None or request is None:
-        return
-    try:
-        observed = tracker.observe(request, due_only=False)
-        if observed is not None and not observed[1].anonymous:
-            tracker.forget_key(observed[0])
-            with tracker.reading():
-                get_backend().remove(observed[1])
-    except Exception:
-        logger.warning("active_users: could not remove the entry of a user who logged out")
-
-
-def _logged_in(*, request: HttpRequest, user: Any, **kwargs: Any) -> None:
-    """A visitor who logs in stops being counted as an anonymous visitor at once."""
-    session = getattr(request, "session", None)
-    member = session.get(VISITOR_SESSION_KEY) if session is not None else None
-    if not member:
-        return
-    try:
-        with tracker.reading():
-            get_backend().remove(Presence(member))
-    except Exception:
-        logger.warning("active_users: could not remove the visitor entry of a user who logged in")
-
-
-def _user_deleted(*, instance: Any, **kwargs: Any) -> None:
-    """A deleted user leaves nothing behind in the live store."""
-    try:
-        with tracker.reading():
-            get_backend().remove_user(str(instance.pk))
-    except Exception:
-        logger.warning(
-            "active_users: could not remove the live entries of deleted user %s", instance.pk
-        )
-
-
-def connect_signals() -> None:
-    """Connect the logout and user-deletion receivers (idempotent)."""
-    from django.contrib.auth import get_user_model
-    from django.contrib.auth.signals import user_logged_in, user_logged_out
-    from django.db.models.signals import post_delete
-
-    user_logged_in.connect(_logged_in, dispatch_uid="active_users.login")
-    user_logged_out.connect(_logged_out, dispatch_uid="active_users.logout")
-    post_delete.connect(_user_deleted, sender=get_user_model(), dispatch_uid="active_users.delete")
 
 
 setting_changed.connect(_setting_changed)

@@ -1,5 +1,6 @@
-"""Set up and read the load-test site: ``setup K V`` prints session cookies as JSON (the
-first user is staff with ``LOAD_FIRST_IS_STAFF=1``);
+"""Set up and read the load-test site: ``setup K V`` prints the users' session cookies and
+the visitors' user agents (visitors keep no cookie) as JSON (the first user is staff with
+``LOAD_FIRST_IS_STAFF=1``);
 ``counts`` prints the active counts as JSON."""
 
 import json
@@ -21,7 +22,6 @@ from django.contrib.sessions.backends.db import SessionStore  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 
 from active_users import api  # noqa: E402
-from active_users.tracking import VISITOR_SESSION_KEY  # noqa: E402
 
 if sys.argv[1] == "setup":
     users, visitors = int(sys.argv[2]), int(sys.argv[3])
@@ -38,11 +38,7 @@ if sys.argv[1] == "setup":
         session[HASH_SESSION_KEY] = user.get_session_auth_hash()
         session.create()
         cookies["users"].append(session.session_key)
-    for _ in range(visitors):
-        session = SessionStore()
-        session[VISITOR_SESSION_KEY] = True
-        session.create()
-        cookies["visitors"].append(session.session_key)
+    cookies["visitors"] = [f"LoadVisitor/{n}" for n in range(visitors)]
     print(json.dumps(cookies))
 elif sys.argv[1] == "counts":
     counts = api.get_active_counts()

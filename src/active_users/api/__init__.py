@@ -13,8 +13,9 @@ from datetime import datetime, timezone
 from typing import Any
 
 from active_users.backends import Counts, Page, get_backend
+from active_users.backends.buffer import buffer
+from active_users.backends.health import areading, reading
 from active_users.conf import conf
-from active_users.tracking import tracker
 
 __all__ = [
     "ActiveUsersPage",
@@ -82,25 +83,25 @@ def _check_limit(limit: int) -> int:
 
 def get_active_users_count() -> int:
     """How many entries (user sessions) are active."""
-    with tracker.reading():
+    with reading():
         return get_backend().count()
 
 
 def get_active_users() -> list[dict[str, str]]:
     """Every active entry as a dict keyed by the entry class's ``fields``, newest first."""
-    with tracker.reading():
+    with reading():
         return _entries(get_backend().members())
 
 
 def get_active_users_page(limit: int = 100, cursor: str | None = None) -> ActiveUsersPage:
     """One page of active entries; ``ValueError`` for a bad limit or cursor."""
-    with tracker.reading():
+    with reading():
         return _page(get_backend().page(_check_limit(limit), cursor))
 
 
 def get_active_counts() -> Counts:
     """Active entries, distinct active users and active anonymous visitors, in one read."""
-    with tracker.reading():
+    with reading():
         return get_backend().counts()
 
 
@@ -116,28 +117,28 @@ def get_active_visitors_count() -> int:
 
 def clear_active_users() -> None:
     """Forget every active entry and visitor."""
-    with tracker.reading():
+    with reading():
         get_backend().clear()
-    tracker.forget()
+    buffer.cleared()
 
 
 async def aget_active_users_count() -> int:
-    with tracker.reading():
+    async with areading():
         return await get_backend().acount()
 
 
 async def aget_active_users() -> list[dict[str, str]]:
-    with tracker.reading():
+    async with areading():
         return _entries(await get_backend().amembers())
 
 
 async def aget_active_users_page(limit: int = 100, cursor: str | None = None) -> ActiveUsersPage:
-    with tracker.reading():
+    async with areading():
         return _page(await get_backend().apage(_check_limit(limit), cursor))
 
 
 async def aget_active_counts() -> Counts:
-    with tracker.reading():
+    async with areading():
         return await get_backend().acounts()
 
 
@@ -150,6 +151,6 @@ async def aget_active_visitors_count() -> int:
 
 
 async def aclear_active_users() -> None:
-    with tracker.reading():
+    async with areading():
         await get_backend().aclear()
-    tracker.forget()
+    buffer.cleared()

@@ -11,6 +11,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from django.core.signals import setting_changed
 from django.utils import timezone
 
 from active_users.conf import conf
@@ -25,12 +26,15 @@ def is_redis_cache(cache: dict[str, Any]) -> bool:
 class Presence:
     """One thing that is active: a user's entry, or an anonymous visitor's session.
 
-    ``member`` is the entry's stored form (``entry.dump()``) for users and the hashed
-    session key for visitors; ``user_id`` is ``str(user.pk)``, empty for visitors.
+    ``member`` is the entry's stored form (``entry.dump()``) for users and the visitor's
+    keyed hash for visitors; ``user_id`` is ``str(user.pk)``, empty for visitors;
+    ``session`` is the keyed hash of the user's session key (empty when there is none), by
+    which logging out finds every entry of the session.
     """
 
     member: str
     user_id: str = ""
+    session: str = ""
 
     @property
     def anonymous(self) -> bool:
@@ -114,6 +118,14 @@ def forget_day() -> None:
     _today = None
 
 
+def _setting_changed(*, setting: str, **kwargs: Any) -> None:
+    if setting in {"TIME_ZONE", "USE_TZ"}:
+        forget_day()
+
+
+setting_changed.connect(_setting_changed)
+
+
 def month_starts(today: date, months: int) -> list[date]:
     """The first days of the last ``months`` calendar months, oldest first."""
     year, month = today.year, today.month
@@ -164,6 +176,12 @@ class BaseBackend:
         """
         raise NotImplementedError
 
+    def touch_many(self, items: list[tuple[Presence, float]]) -> None:
+        """Mark each presence active at its time, in one transaction or one round trip (the
+        write-behind buffer's flush). Sends no signal."""
+        for presence, when in items:
+            self.touch(presence, when)
+
     def counts(self, now: float | None = None) -> Counts:
         """Active entries, distinct active users and active anonymous visitors."""
         raise NotImplementedError
@@ -182,6 +200,10 @@ class BaseBackend:
 
     def remove(self, presence: Presence) -> None:
         """Forget ``presence`` at once."""
+        raise NotImplementedError
+
+    def remove_session(self, session: str) -> None:
+        """Forget every entry written with ``Presence.session == session`` (logging out)."""
         raise NotImplementedError
 
     def clear(self) -> None:

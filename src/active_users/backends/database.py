@@ -103,17 +103,79 @@ class DatabaseBackend(BaseBackend):
     def objects(self):  # type: ignore[no-untyped-def]
         return self.model.objects.using(self.alias)
 
-    def _row(self, kind: int, member: str, user_id: str, touched: datetime):  # type: ignore[no-untyped-def]
+    def _row(self, kind: int, member: str, user_id: str, touched: datetime, session: str = ""):  # type: ignore[no-untyped-def]
         digest = hashlib.blake2b(f"{kind}:{member}".encode(), digest_size=20).hexdigest()
-        return self.model(key=digest, kind=kind, user_key=user_id, data=member, touched=touched)
+        return self.model(
+            key=digest, kind=kind, user_key=user_id, data=member, touched=touched, session=session
+        )
 
     def _rows(self, presence: Presence, touched: datetime) -> list[Any]:
         if presence.anonymous:
             return [self._row(self.kind.VISITOR, presence.member, "", touched)]
         return [
-            self._row(self.kind.ENTRY, presence.member, presence.user_id, touched),
+            self._row(
+                self.kind.ENTRY, presence.member, presence.user_id, touched, presence.session
+            ),
             self._row(self.kind.USER, presence.user_id, presence.user_id, touched),
         ]
+
+    def _upsert(self, rows: list[Any]) -> None:
+        with_target = connections[self.alias].features.supports_update_conflicts_with_target
+        self.objects.bulk_create(
+            rows,
+            update_conflicts=True,
+            unique_fields=["key"] if with_target else None,
+            update_fields=["touched"],
+        )
+
+    def touch_many(self, items: list[tuple[Presence, float]]) -> None:
+        # One row per key with its latest time, in key order: concurrent flushes of several
+        # processes then lock rows in the same order and cannot deadlock each other.
+        rows: dict[str, Any] = {}
+        for presence, when in items:
+            for row in self._rows(presence, _datetime(when)):
+                found = rows.get(row.key)
+                if found is None or found.touched < row.touched:
+                    rows[row.key] = row
+        ordered = [rows[key] for key in sorted(rows)]
+        marks = self._unnoted(items) if conf.HISTORY else {}
+        postgresql = connections[self.alias].vendor == "postgresql"
+
+        def write() -> None:
+            with transaction.atomic(using=self.alias):
+                if postgresql:
+                    with connections[self.alias].cursor() as cursor:
+                        cursor.execute("SET LOCAL synchronous_commit TO OFF")
+                self._upsert(ordered)
+                if marks:
+                    self.unique_model.objects.using(self.alias).bulk_create(
+                        list(marks.values()), ignore_conflicts=True
+                    )
+
+        _retrying(write)
+        self._noted_add(marks)
+
+    def _unnoted(self, items: list[tuple[Presence, float]]) -> dict[tuple[Any, ...], Any]:
+        """``DailyUnique`` rows for the people of ``items`` not yet marked by this process on
+        their day."""
+        found: dict[tuple[Any, ...], Any] = {}
+        for presence, when in items:
+            day = day_of(when).date
+            kind = self.kind.VISITOR if presence.anonymous else self.kind.USER
+            mark = (kind, presence.user_id or presence.member)
+            with self._noted_lock:
+                if self._noted_day == day and mark in self._noted:
+                    continue
+            key = hashlib.blake2b(mark[1].encode(), digest_size=16).hexdigest()
+            found[(day, *mark)] = self.unique_model(day=day, kind=kind, key=key)
+        return found
+
+    def _noted_add(self, marks: dict[tuple[Any, ...], Any]) -> None:
+        with self._noted_lock:
+            for day, kind, who in marks:
+                if self._noted_day != day or len(self._noted) >= MAX_NOTED:
+                    self._noted_day, self._noted = day, set()
+                self._noted.add((kind, who))
 
     def touch(self, presence: Presence, now: float | None = None) -> bool:
         moment = _datetime(time.time() if now is None else now)
@@ -138,35 +200,19 @@ class DatabaseBackend(BaseBackend):
         returning = False
         if not presence.anonymous and user_became_active.has_listeners():
             returning = run(lambda: self._returning(rows[1], now))
-        with_target = connections[self.alias].features.supports_update_conflicts_with_target
-        run(
-            lambda: self.objects.bulk_create(
-                rows,
-                update_conflicts=True,
-                unique_fields=["key"] if with_target else None,
-                update_fields=["touched"],
-            )
-        )
+        run(lambda: self._upsert(rows))
         if conf.HISTORY:
             run(lambda: self._note_unique(presence, now))
         return returning
 
     def _note_unique(self, presence: Presence, now: float | None) -> None:
         """Mark the user (or visitor) as seen today: one insert per person, day and process."""
-        day = day_of(time.time() if now is None else now).date
-        kind = self.kind.VISITOR if presence.anonymous else self.kind.USER
-        mark = (kind, presence.user_id or presence.member)
-        with self._noted_lock:
-            if self._noted_day != day or len(self._noted) >= MAX_NOTED:
-                self._noted_day, self._noted = day, set()
-            if mark in self._noted:
-                return
-        key = hashlib.blake2b(mark[1].encode(), digest_size=16).hexdigest()
-        self.unique_model.objects.using(self.alias).bulk_create(
-            [self.unique_model(day=day, kind=kind, key=key)], ignore_conflicts=True
-        )
-        with self._noted_lock:
-            self._noted.add(mark)
+        marks = self._unnoted([(presence, time.time() if now is None else now)])
+        if marks:
+            self.unique_model.objects.using(self.alias).bulk_create(
+                list(marks.values()), ignore_conflicts=True
+            )
+            self._noted_add(marks)
 
     def _returning(self, user_row: Any, now: float | None) -> bool:
         """Whether this touch brings the user back from offline. Row locks make exactly one
@@ -219,6 +265,10 @@ class DatabaseBackend(BaseBackend):
 
     def remove(self, presence: Presence) -> None:
         self.objects.filter(key=self._rows(presence, _datetime(0))[0].key).delete()
+
+    def remove_session(self, session: str) -> None:
+        if session:
+            self.objects.filter(session=session, kind=self.kind.ENTRY).delete()
 
     def clear(self) -> None:
         self.objects.all().delete()

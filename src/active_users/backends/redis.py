@@ -4,7 +4,9 @@ Keys (all share the ``{prefix}`` Cluster hash tag, so they live in one slot):
 
 - ``{prefix}:entries``  member = entry's stored form, score = last touch
 - ``{prefix}:users``    member = ``str(user.pk)``,   score = last touch (distinct users)
-- ``{prefix}:visitors`` member = hashed session key,  score = last touch (anonymous)
+- ``{prefix}:visitors`` member = visitor's keyed hash, score = last touch (anonymous)
+- ``{prefix}:sessions`` hash: a session's keyed hash -> its entries' members, one per line;
+  ``{prefix}:session_times`` its last touch, by which it is trimmed (logging out)
 
 History (``active_users.history``), under the same tag:
 
@@ -15,7 +17,7 @@ History (``active_users.history``), under the same tag:
   HyperLogLogs of who was active that day or month, with TTLs
 
 Counting is ``ZCOUNT`` (O(log N)); a page is ``ZREVRANGEBYSCORE … LIMIT`` (O(log N + page));
-each write trims what expired with ``ZREMRANGEBYSCORE`` in the same pipeline, so no cron and
+each write trims what expired with ``ZREMRANGEBYSCORE`` in the same script, so no cron and
 no ``KEYS``/``SCAN`` are ever needed. Nothing outside these keys is read or written.
 """
 
@@ -47,6 +49,12 @@ from active_users.backends.base import (
     encode_cursor,
     is_redis_cache,
     month_starts,
+)
+from active_users.backends.lua import (
+    REMOVE_SESSION_SCRIPT,
+    SAMPLE_SCRIPT,
+    TOUCH_SCRIPT,
+    UNIQUES_SCRIPT,
 )
 from active_users.conf import conf
 
@@ -86,74 +94,9 @@ def connection_settings() -> tuple[str, dict[str, Any]]:
     return url, options
 
 
-# One round trip, atomic: record the touch, trim what expired, tell whether the user was
-# offline before (absent from the users set, or last seen before ARGV[8]) and, with history
-# on (ARGV[9] = start of today), add a user (or visitor) not yet seen today to the day's and
-# the month's HyperLogLogs.
-# KEYS: entries (or visitors), users, day's HLL, month's HLL. ARGV: now, member, user id,
-# entries cutoff, users cutoff, entries TTL, users TTL, offline-before, start of today,
-# day's HLL TTL, month's HLL TTL.
-TOUCH_SCRIPT = """
-local today = tonumber(ARGV[9])
-local function count_unique(previous, who)
-  if today and ((not previous) or tonumber(previous) < today) then
-    redis.call('PFADD', KEYS[3], who)
-    redis.call('EXPIRE', KEYS[3], ARGV[10])
-    redis.call('PFADD', KEYS[4], who)
-    redis.call('EXPIRE', KEYS[4], ARGV[11])
-  end
-end
-if ARGV[3] == '' then
-  if today then count_unique(redis.call('ZSCORE', KEYS[1], ARGV[2]), ARGV[2]) end
-end
-redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[4])
-redis.call('EXPIRE', KEYS[1], ARGV[6])
-if ARGV[3] == '' then return 0 end
-local previous = redis.call('ZSCORE', KEYS[2], ARGV[3])
-count_unique(previous, ARGV[3])
-redis.call('ZADD', KEYS[2], ARGV[1], ARGV[3])
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[5])
-redis.call('EXPIRE', KEYS[2], ARGV[7])
-if (not previous) or tonumber(previous) < tonumber(ARGV[8]) then return 1 end
-return 0
-"""
-
-# Keep a minute's sample and raise its hour's peaks (one sampler per minute, fleet-wide).
-# KEYS: minutes, hours. ARGV: minute start, hour start, entries, users, visitors, oldest
-# minute kept, oldest hour kept, TTL.
-SAMPLE_SCRIPT = """
-local counts = {tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])}
-redis.call('ZREMRANGEBYSCORE', KEYS[1], ARGV[1], ARGV[1])
-redis.call('ZADD', KEYS[1], ARGV[1], ARGV[1] .. ':' .. table.concat(counts, ':'))
-for _, old in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], ARGV[2], ARGV[2])) do
-  local _, e, u, v = string.match(old, '^(%d+):(%d+):(%d+):(%d+)$')
-  if e then
-    counts = {math.max(counts[1], tonumber(e)), math.max(counts[2], tonumber(u)),
-              math.max(counts[3], tonumber(v))}
-  end
-end
-redis.call('ZREMRANGEBYSCORE', KEYS[2], ARGV[2], ARGV[2])
-redis.call('ZADD', KEYS[2], ARGV[2], ARGV[2] .. ':' .. table.concat(counts, ':'))
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[6])
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[7])
-redis.call('EXPIRE', KEYS[1], ARGV[8])
-redis.call('EXPIRE', KEYS[2], ARGV[8])
-"""
-
-# Distinct counts of groups of HyperLogLogs in one round trip (a Cluster pipeline may not
-# send PFCOUNT). KEYS: the HLLs, group after group. ARGV: how many keys each group has.
-UNIQUES_SCRIPT = """
-local found, first = {}, 1
-for group = 1, #ARGV do
-  local size = tonumber(ARGV[group])
-  found[group] = redis.call('PFCOUNT', unpack(KEYS, first, first + size - 1))
-  first = first + size
-end
-return found
-"""
-
 DAY = 86400
+# Presences per touch-script call in a flush (4 arguments each).
+CHUNK = 2000
 
 
 class RedisBackend(BaseBackend):
@@ -173,9 +116,12 @@ class RedisBackend(BaseBackend):
         self.minutes_key = f"{tag}:history:minutes"
         self.hours_key = f"{tag}:history:hours"
         self.uniques_prefix = f"{tag}:uniques"
+        self.sessions_key = f"{tag}:sessions"
+        self.session_times_key = f"{tag}:session_times"
         self._touch_script = self.client.register_script(TOUCH_SCRIPT)
         self._sample_script = self.client.register_script(SAMPLE_SCRIPT)
         self._uniques_script = self.client.register_script(UNIQUES_SCRIPT)
+        self._remove_session_script = self.client.register_script(REMOVE_SESSION_SCRIPT)
 
     @staticmethod
     def _client_class(asynchronous: bool = False) -> Any:
@@ -214,37 +160,66 @@ class RedisBackend(BaseBackend):
     def _unique_key(self, kind: str, label: str) -> str:
         return f"{self.uniques_prefix}:{kind}:{label}"
 
-    def _touch_args(self, presence: Presence, now: float | None) -> tuple[list[str], list[Any]]:
-        now = time.time() if now is None else now
-        expire = conf.KEY_EXPIRE
-        retention = conf.users_retention
-        kind = "visitors" if presence.anonymous else "users"
-        day = day_of(now)
-        live = self.visitors_key if presence.anonymous else self.entries_key
-        keys = [
-            live,
-            self.users_key,
-            self._unique_key(kind, day.label),
-            self._unique_key(kind, day.month_label),
-        ]
+    def _touch_calls(
+        self, items: list[tuple[Presence, float]]
+    ) -> list[tuple[list[str], list[Any]]]:
+        """The touch script's calls for ``items``: one per day (a flush may straddle midnight)
+        and per ``CHUNK`` presences, so that no call holds Redis for long."""
+        by_day: dict[Any, list[tuple[Presence, float]]] = {}
+        for presence, when in items:
+            by_day.setdefault(day_of(when), []).append((presence, when))
+        expire, retention = conf.KEY_EXPIRE, conf.users_retention
         kept = conf.HISTORY_DAY_RETENTION * DAY
-        args = [
-            repr(now), presence.member, presence.user_id,
-            f"({now - expire!r}", f"({now - retention!r}",
-            int(expire * 2 + 1), int(retention * 2 + 1), repr(now - conf.IDLE_AFTER),
-            repr(day.start) if conf.HISTORY else "",
-            int(day.end - now + kept), int(day.end - now + kept + 31 * DAY),
-        ]  # fmt: skip
-        return keys, args
+        calls = []
+        for day, group in by_day.items():
+            keys = [
+                self.entries_key, self.visitors_key, self.users_key,
+                self._unique_key("users", day.label), self._unique_key("users", day.month_label),
+                self._unique_key("visitors", day.label),
+                self._unique_key("visitors", day.month_label),
+                self.sessions_key, self.session_times_key,
+            ]  # fmt: skip
+            for first in range(0, len(group), CHUNK):
+                chunk = group[first : first + CHUNK]
+                now = max(when for _, when in chunk)
+                args: list[Any] = [
+                    f"({now - expire!r}", f"({now - retention!r}",
+                    int(expire * 2 + 1), int(retention * 2 + 1), repr(now - conf.IDLE_AFTER),
+                    repr(day.start) if conf.HISTORY else "",
+                    int(day.end - now + kept), int(day.end - now + kept + 31 * DAY),
+                ]  # fmt: skip
+                for presence, when in chunk:
+                    args += [repr(when), presence.member, presence.user_id, presence.session]
+                calls.append((keys, args))
+        return calls
 
     def touch(self, presence: Presence, now: float | None = None) -> bool:
-        keys, args = self._touch_args(presence, now)
+        [(keys, args)] = self._touch_calls([(presence, time.time() if now is None else now)])
         return bool(self._touch_script(keys=keys, args=args, client=self.client))
 
     async def atouch(self, presence: Presence, now: float | None = None) -> bool:
-        keys, args = self._touch_args(presence, now)
+        [(keys, args)] = self._touch_calls([(presence, time.time() if now is None else now)])
         client, script = self._async()
         return bool(await script(keys=keys, args=args, client=client))
+
+    def touch_many(self, items: list[tuple[Presence, float]]) -> None:
+        calls = self._touch_calls(items)
+        if conf.REDIS_CLUSTER or len(calls) == 1:  # one slot: one node either way
+            for keys, args in calls:
+                self._touch_script(keys=keys, args=args, client=self.client)
+            return
+        pipe = self.client.pipeline(transaction=False)
+        for keys, args in calls:
+            self._touch_script(keys=keys, args=args, client=pipe)
+        pipe.execute()
+
+    def remove_session(self, session: str) -> None:
+        if session:
+            self._remove_session_script(
+                keys=[self.entries_key, self.sessions_key, self.session_times_key],
+                args=[session],
+                client=self.client,
+            )
 
     def _count_commands(self, pipe: Any, now: float | None) -> None:
         low = f"({self.cutoff(now)!r}"
@@ -321,7 +296,7 @@ class RedisBackend(BaseBackend):
     def all_keys(self) -> tuple[str, ...]:
         return (
             self.entries_key, self.users_key, self.visitors_key,
-            self.flush_lock_key, self.flushed_key,
+            self.flush_lock_key, self.flushed_key, self.sessions_key, self.session_times_key,
         )  # fmt: skip
 
     def clear(self) -> None:

@@ -1,0 +1,324 @@
+"""The write path: first touches at once, refreshes through the write-behind buffer, visitors
+without cookies, and logging out that finds every entry of the session."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from django.contrib.sessions.models import Session
+from django.test import Client, override_settings
+
+from active_users import api
+from active_users.backends import Presence, get_backend
+from active_users.backends.buffer import buffer
+from active_users.keys import ActiveUserEntry
+from active_users.signals import user_became_active
+from tests.redis_server import RedisServer
+
+ROOT = Path(__file__).resolve().parent.parent
+# Every request past the first is a refresh (no throttle), written by the next flush.
+REFRESH_EVERY_REQUEST = {"ACTIVE_USERS_TOUCH_INTERVAL": 0, "ACTIVE_USERS_KEY_EXPIRE": 60}
+
+
+class ServiceEntry(ActiveUserEntry):
+    """The README's example: a field that comes from a request header."""
+
+    fields = ("service_id", *ActiveUserEntry.fields)
+
+    @classmethod
+    def create_from_request(cls, request):  # type: ignore[no-untyped-def]
+        instance = super().create_from_request(request)
+        instance.service_id = request.META.get("HTTP_SERVICE_ID", "")
+        return instance
+
+
+def stored_time(user) -> float | None:  # type: ignore[no-untyped-def]
+    """The user's last touch as the store has it, read without flushing this process."""
+    return get_backend().seen([str(user.pk)]).get(str(user.pk))
+
+
+@pytest.mark.usefixtures("backend_name")
+@override_settings(**REFRESH_EVERY_REQUEST)
+def test_a_first_touch_is_written_at_once_and_a_refresh_waits_for_the_flush(
+    client, make_user
+) -> None:
+    user = make_user()
+    client.force_login(user)
+    before = time.time()
+    client.get("/page/")
+    first = stored_time(user)
+    assert first is not None and first >= before  # written by the request itself
+    assert get_backend().count() == 1
+    time.sleep(0.01)
+    client.get("/page/")
+    assert len(buffer) == 1
+    assert stored_time(user) == first  # not written by the request
+    assert buffer.flush()
+    assert stored_time(user) > first  # type: ignore[operator]
+    assert len(buffer) == 0
+
+
+@pytest.mark.usefixtures("backend_name")
+def test_became_active_is_sent_by_the_first_touch_with_its_request(client, make_user) -> None:
+    seen = []
+
+    def receiver(sender, user, request, **kwargs):  # type: ignore[no-untyped-def]
+        seen.append((user.username, request.path, stored_time(user) is not None))
+
+    user_became_active.connect(receiver)
+    try:
+        client.force_login(make_user("back"))
+        client.get("/page/")
+        client.get("/page/")
+    finally:
+        user_became_active.disconnect(receiver)
+    assert seen == [("back", "/page/", True)]
+
+
+@pytest.mark.usefixtures("backend_name")
+@override_settings(**REFRESH_EVERY_REQUEST)
+def test_a_read_in_the_same_process_sees_the_buffered_refresh(client, make_user) -> None:
+    user = make_user()
+    client.force_login(user)
+    client.get("/page/")
+    time.sleep(0.01)
+    client.get("/page/")
+    latest = time.time()
+    [entry] = api.get_active_users_page().users
+    assert abs(entry["last_active"].timestamp() - latest) < 0.05
+    assert len(buffer) == 0
+
+
+@pytest.mark.parametrize("backend_name", ["redis", "redis-cluster"], indirect=True)
+@override_settings(**REFRESH_EVERY_REQUEST)
+async def test_an_async_read_flushes_the_buffer_too(async_client, backend_name, db) -> None:
+    # (On the database backend the async path runs the same code in a thread.)
+    from asgiref.sync import sync_to_async
+    from django.contrib.auth import get_user_model
+
+    user = await get_user_model().objects.acreate(username=f"async-{uuid.uuid4().hex}")
+    await sync_to_async(async_client.force_login)(user)
+    await async_client.get("/async-page/")
+    await async_client.get("/async-page/")
+    assert len(buffer) == 1
+    assert await api.aget_active_users_count() == 1
+    assert len(buffer) == 0
+    await get_backend().aclose()  # type: ignore[attr-defined]
+
+
+@pytest.mark.writer_thread
+@pytest.mark.parametrize("backend_name", ["redis", "redis-cluster"], indirect=True)
+@override_settings(ACTIVE_USERS_FLUSH_INTERVAL=0.2, **REFRESH_EVERY_REQUEST)
+def test_the_writer_thread_writes_buffered_refreshes_within_a_flush_interval(
+    backend_name, make_user
+) -> None:
+    browsers = []
+    for n in range(20):
+        browser = Client()
+        browser.force_login(make_user(f"u{n}"))
+        browser.get("/page/")
+        browsers.append(browser)
+    first = get_backend().page(100).items
+    time.sleep(0.01)
+    refreshed_at = time.time()
+    for browser in browsers:
+        browser.get("/page/")
+    requests_took = time.time() - refreshed_at
+    deadline = time.monotonic() + 0.5  # the interval, and as long again for the write
+    while any(t < refreshed_at for _, t in get_backend().page(100).items):
+        assert time.monotonic() < deadline, "the refreshes were not written in time"
+        time.sleep(0.02)
+    print(f"20 refreshes ({requests_took:.3f} s of requests) written "
+          f"{time.time() - refreshed_at:.3f} s after the first")  # fmt: skip
+    assert len(get_backend().page(100).items) == len(first) == 20
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.writer_thread
+@override_settings(
+    ACTIVE_USERS_BACKEND="database", ACTIVE_USERS_FLUSH_INTERVAL=0.2, **REFRESH_EVERY_REQUEST
+)
+def test_the_writer_thread_writes_to_the_database_within_a_flush_interval(
+    make_user, vendor
+) -> None:
+    if vendor == "sqlite":
+        pytest.skip("a thread's connection to in-memory SQLite would race this test's")
+    user = make_user()
+    browser = Client()
+    browser.force_login(user)
+    browser.get("/page/")
+    first = stored_time(user)
+    time.sleep(0.01)
+    browser.get("/page/")
+    deadline = time.monotonic() + 0.5
+    while stored_time(user) == first:
+        assert time.monotonic() < deadline, "the refresh was not written in time"
+        time.sleep(0.02)
+
+
+@override_settings(
+    ACTIVE_USERS_FAILURE_COOLDOWN=0.2, ACTIVE_USERS_BUFFER_SIZE=5, ACTIVE_USERS_TOUCH_INTERVAL=0
+)
+def test_the_buffer_holds_touches_through_an_outage_bounded_and_drains_after(
+    make_user, caplog
+) -> None:
+    server = RedisServer()
+    try:
+        with override_settings(ACTIVE_USERS_BACKEND="redis", ACTIVE_USERS_REDIS_URL=server.url):
+            browsers = []
+            for n in range(8):
+                browser = Client()
+                browser.force_login(make_user(f"u{n}"))
+                browsers.append(browser)
+            browsers[0].get("/page/")
+            server.stop()
+            for browser in browsers:
+                assert browser.get("/page/").status_code == 200
+            # The first five (the first browser's refresh, four first touches); the others
+            # are refused: the buffer is bounded.
+            assert len(buffer) == 5
+            assert any("buffer is full" in r.getMessage() for r in caplog.records)
+            assert not buffer.flush()  # still down: kept
+            assert len(buffer) == 5
+            server.start()
+            time.sleep(0.25)  # past the cool-down
+            assert buffer.flush()
+            assert api.get_active_users_count() == 5  # the restarted Redis kept nothing else
+            for browser in browsers:  # the refused ones are tried again on their next request
+                browser.get("/page/")
+            assert api.get_active_users_count() == 8
+    finally:
+        server.close()
+
+
+@pytest.mark.usefixtures("backend_name")
+@override_settings(ACTIVE_USERS_TRACK_ANONYMOUS=True)
+def test_a_cookieless_client_is_one_visitor_with_no_session_and_no_cookie(db) -> None:
+    probe = Client(HTTP_USER_AGENT="UptimeProbe/1.0")
+    sessions_before = Session.objects.count()
+    for _ in range(50):
+        response = probe.get("/page/")
+        assert "Set-Cookie" not in str(response.cookies.output())
+        assert not response.cookies
+        probe.cookies.clear()  # keeps no cookie
+    assert Session.objects.count() == sessions_before
+    assert api.get_active_visitors_count() == 1
+
+
+@pytest.mark.usefixtures("backend_name")
+@override_settings(ACTIVE_USERS_TRACK_ANONYMOUS=True)
+def test_three_addresses_and_browsers_are_three_visitors(db) -> None:
+    for ip, agent in [("10.0.0.1", "A"), ("10.0.0.2", "A"), ("10.0.0.1", "B"), ("10.0.0.1", "A")]:
+        Client(REMOTE_ADDR=ip, HTTP_USER_AGENT=agent).get("/page/")
+    assert api.get_active_visitors_count() == 3
+
+
+@override_settings(ACTIVE_USERS_TRACK_ANONYMOUS=True, ACTIVE_USERS_ANONYMIZE_IP=True)
+@pytest.mark.usefixtures("backend_name")
+def test_anonymized_addresses_are_truncated_before_hashing(db) -> None:
+    Client(REMOTE_ADDR="10.0.0.1", HTTP_USER_AGENT="A").get("/page/")
+    Client(REMOTE_ADDR="10.0.0.2", HTTP_USER_AGENT="A").get("/page/")  # same /24
+    assert api.get_active_visitors_count() == 1
+
+
+@pytest.mark.usefixtures("backend_name")
+def test_logging_out_after_an_address_change_leaves_no_entry(make_user) -> None:
+    make_user("mover")
+    browser = Client(REMOTE_ADDR="10.0.0.1")
+    browser.post("/login/", {"username": "mover", "password": "pw"})
+    browser.get("/page/")
+    browser.get("/page/", REMOTE_ADDR="10.0.0.2")  # a new network: a second entry
+    assert api.get_active_users_count() == 2
+    browser.post("/logout/", REMOTE_ADDR="10.0.0.3")
+    assert api.get_active_users_count() == 0
+
+
+@pytest.mark.usefixtures("backend_name")
+@override_settings(ACTIVE_USERS_KEY_CLASS="tests.test_write_path.ServiceEntry")
+def test_logging_out_finds_entries_whose_fields_come_from_headers(make_user) -> None:
+    make_user("service")
+    browser = Client()
+    browser.post("/login/", {"username": "service", "password": "pw"})  # no service: one
+    browser.get("/page/", HTTP_SERVICE_ID="billing")  # two
+    browser.get("/page/", HTTP_SERVICE_ID="search")  # three
+    assert api.get_active_users_count() == 3
+    browser.post("/logout/")  # no Service-Id header
+    assert api.get_active_users_count() == 0
+
+
+@pytest.mark.usefixtures("backend_name")
+@override_settings(**REFRESH_EVERY_REQUEST)
+def test_the_test_clients_logout_removes_the_entry_and_what_is_buffered(make_user) -> None:
+    browser = Client()
+    browser.force_login(make_user())
+    browser.get("/page/")
+    browser.get("/page/")  # a refresh waits in the buffer
+    assert len(buffer) == 1
+    browser.logout()  # its request has no REMOTE_ADDR
+    assert len(buffer) == 0
+    assert api.get_active_users_count() == 0
+
+
+@pytest.mark.usefixtures("backend_name")
+def test_another_session_of_the_user_stays_when_one_logs_out(make_user) -> None:
+    user = make_user()
+    laptop, phone = Client(), Client()
+    for browser in (laptop, phone):
+        browser.force_login(user)
+        browser.get("/page/")
+    laptop.logout()
+    assert api.get_active_users_count() == 1
+
+
+def test_a_forked_child_starts_with_an_empty_buffer(redis_settings, make_user) -> None:
+    buffer.add(Presence('["1","","",""]', "1"), time.time())
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child
+        try:
+            held = len(buffer)
+            buffer.add(Presence('["2","","",""]', "2"), time.time())
+            flushed = buffer.flush()
+            os.write(write, f"{held},{len(buffer)},{flushed}".encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    report = os.read(read, 100).decode()
+    os.waitpid(pid, 0)
+    assert report == "0,0,True"
+    assert len(buffer) == 1  # the parent's own stays with the parent
+    buffer.flush()
+    assert sorted(get_backend().members()) == ['["1","","",""]', '["2","","",""]']
+
+
+EXIT_SCRIPT = """
+import os, time, django
+os.environ["DJANGO_SETTINGS_MODULE"] = "tests.settings"
+django.setup()
+from django.conf import settings
+settings.ACTIVE_USERS_BACKEND = "redis"
+settings.ACTIVE_USERS_REDIS_URL = os.environ["EXIT_REDIS_URL"]
+settings.ACTIVE_USERS_KEY_PREFIX = os.environ["EXIT_PREFIX"]
+settings.ACTIVE_USERS_FLUSH_INTERVAL = 3600  # only the exit flushes
+from active_users.backends import Presence
+from active_users.backends.buffer import buffer
+buffer.add(Presence('["7","","",""]', "7"), float(os.environ["EXIT_AT"]))
+"""
+
+
+def test_the_buffer_is_written_when_the_process_exits(redis_settings) -> None:
+    at = time.time()
+    env = {**os.environ, "EXIT_REDIS_URL": redis_settings["ACTIVE_USERS_REDIS_URL"],
+           "EXIT_PREFIX": redis_settings["ACTIVE_USERS_KEY_PREFIX"], "EXIT_AT": repr(at),
+           "PYTHONPATH": str(ROOT)}  # fmt: skip
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    done = subprocess.run([sys.executable, "-c", EXIT_SCRIPT], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert get_backend().seen(["7"]) == {"7": pytest.approx(at)}
