@@ -21,6 +21,8 @@ SUBJECT = os.environ["BENCH_SUBJECT"]
 STORE = os.environ.get("BENCH_STORE", "sqlite")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 DATABASE = os.environ.get("BENCH_DATABASE", "/tmp/active-users-bench.sqlite3")
+# Sessions in signed cookies (per-request figures) or in the database (served runs).
+SESSIONS = os.environ.get("BENCH_SESSIONS", "signed_cookies")
 
 MIDDLEWARE = {
     "bare": None,
@@ -117,7 +119,7 @@ def configure() -> None:
         SECRET_KEY="bench", DEBUG=False, USE_TZ=True, ALLOWED_HOSTS=["*"],
         INSTALLED_APPS=apps, MIDDLEWARE=middleware, ROOT_URLCONF="worker",
         DATABASES={"default": database}, CACHES=caches,
-        SESSION_ENGINE="django.contrib.sessions.backends.signed_cookies",
+        SESSION_ENGINE=f"django.contrib.sessions.backends.{SESSIONS}",
         PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"],
         LOGGING_CONFIG=None, **extra,
     )  # fmt: skip
@@ -136,14 +138,18 @@ urlpatterns = [path("", page)]
 
 
 def session_cookies(count: int) -> list[str]:
-    """Signed-cookie sessions of ``count`` users (created if missing)."""
+    """Sessions of ``count`` users (created if missing), in the configured session engine."""
+    from importlib import import_module
+
+    from django.conf import settings
     from django.contrib.auth import (
         BACKEND_SESSION_KEY,
         HASH_SESSION_KEY,
         SESSION_KEY,
         get_user_model,
     )
-    from django.contrib.sessions.backends.signed_cookies import SessionStore
+
+    SessionStore = import_module(settings.SESSION_ENGINE).SessionStore
 
     User = get_user_model()
     have = User.objects.filter(username__startswith="bench").count()
@@ -361,9 +367,14 @@ if os.environ.get("BENCH_WSGI"):
     sys.path.insert(0, os.path.dirname(__file__))
     if not _settings.configured:  # this module is imported a second time as "worker"
         configure()
-    from django.core.wsgi import get_wsgi_application
+    if os.environ.get("BENCH_ASGI"):
+        from django.core.asgi import get_asgi_application
 
-    application = get_wsgi_application()
+        application = get_asgi_application()
+    else:
+        from django.core.wsgi import get_wsgi_application
+
+        application = get_wsgi_application()
 
 
 def main() -> None:
@@ -374,6 +385,12 @@ def main() -> None:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
+    journal = os.environ.get("BENCH_SQLITE_JOURNAL")
+    if journal and STORE != "postgres":  # kept in the database file
+        from django.db import connection
+
+        with connection.cursor() as cursor:
+            cursor.execute(f"PRAGMA journal_mode={journal}")
     task = os.environ["BENCH_TASK"]
     if task == "migrate":
         result: Any = "migrated"

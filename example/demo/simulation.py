@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 import re
 import time
@@ -34,13 +35,19 @@ def ensure_demo_users(count: int) -> None:
             User.objects.create_user(name, password=PASSWORD)
 
 
+_numbers = itertools.count(1)
+
+
 class Browser:
-    """One browser: its own cookies, so its own session."""
+    """One browser: its own cookies, so its own session, and its own user agent (anonymous
+    visitors are told apart by address and user agent, and all of these share 127.0.0.1)."""
 
     def __init__(self, base_url: str, username: str | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.username = username
         self.opener = build_opener(HTTPCookieProcessor(CookieJar()))
+        agent = f"Mozilla/5.0 (X11; Linux x86_64) DemoBrowser/{next(_numbers)}"
+        self.opener.addheaders = [("User-Agent", agent)]
         self.logged_in = False
         self.online = False
 
