@@ -1,20 +1,24 @@
-"""Hostile values on the way out: terminal escapes."""
+"""Hostile values on the way out: terminal escapes and spreadsheet formulas."""
 
 from __future__ import annotations
 
+import csv
 import json
+from datetime import datetime, timedelta, timezone
 from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
 from django.test import Client
 
-from active_users.text import printable, printable_json
+from active_users.models import Activity
+from active_users.text import csv_cell, printable, printable_json
 
 # Sets the terminal's title, rings the bell, clears the screen and paints the rest red.
 HOSTILE = "\x1b]0;pwned\x07\x1b[2J\x1b[31mred"
 SHOWN = r"\x1b]0;pwned\x07\x1b[2J\x1b[31mred"
 REVERSED = "admin\u202egnp.exe"
+FORMULAS = ["=cmd|' /C calc'!A0", "+SUM(1)", "-1", "@x", "\tx", "\rx"]
 CLEAR = "\033[H\033[2J"
 
 
@@ -78,3 +82,55 @@ def test_erase_user_refuses_an_id_that_is_no_user_id_and_prints_it_escaped(db) -
     with pytest.raises(CommandError) as refused:
         call_command("active_users_erase_user", "7\x1b[2J", stdout=StringIO())
     assert str(refused.value) == "Not a user id: 7\\x1b[2J."
+
+
+def make_formula_events() -> datetime:
+    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    Activity.objects.bulk_create(
+        Activity(date=start + timedelta(minutes=n), event="pageview", path=value, referer=value)
+        for n, value in enumerate(FORMULAS)
+    )
+    return start
+
+
+def export(*options: str) -> str:
+    out = StringIO()
+    call_command("active_users_export_activity", "--since", "2026-01-01", "--until",
+                 "2026-01-02", *options, stdout=out, stderr=StringIO())  # fmt: skip
+    return out.getvalue()
+
+
+def test_csv_cells_a_spreadsheet_would_evaluate_get_a_leading_quote(db) -> None:
+    make_formula_events()
+    rows = list(csv.DictReader(StringIO(export("--format", "csv"), newline="")))
+    assert [r["path"] for r in rows] == ["'" + value for value in FORMULAS]
+    assert [r["referer"] for r in rows] == ["'" + value for value in FORMULAS]
+    assert all(r["id"].isdigit() and r["date"].startswith("2026-01-01T") for r in rows)
+    assert {r["event"] for r in rows} == {"pageview"}
+
+
+def test_a_csv_file_is_neutralised_too(db, tmp_path) -> None:
+    make_formula_events()
+    path = tmp_path / "activity.csv"
+    export("--output", str(path))
+    with path.open(newline="", encoding="utf-8") as file:
+        rows = list(csv.DictReader(file))
+    assert [r["path"] for r in rows] == ["'" + value for value in FORMULAS]
+
+
+def test_json_lines_keep_the_values_exact(db) -> None:
+    make_formula_events()
+    rows = [json.loads(line) for line in export("--format", "jsonl").splitlines()]
+    assert [r["path"] for r in rows] == FORMULAS
+    assert [r["referer"] for r in rows] == FORMULAS
+
+
+def test_csv_cell_leaves_harmless_values_alone() -> None:
+    assert [csv_cell(v) for v in ("/a=b", "a-b", "", None, -1, 3)] == [
+        "/a=b",
+        "a-b",
+        "",
+        None,
+        -1,
+        3,
+    ]
