@@ -1,4 +1,4 @@
-"""Hostile values on the way out: terminal escapes and spreadsheet formulas."""
+"""Hostile values on the way out: terminal escapes, spreadsheet formulas, and HEAD requests."""
 
 from __future__ import annotations
 
@@ -134,3 +134,44 @@ def test_csv_cell_leaves_harmless_values_alone() -> None:
         -1,
         3,
     ]
+
+
+V1 = ["/tracking/v1/counts/", "/tracking/v1/users/", "/tracking/v1/history/",
+      "/tracking/v1/uniques/", "/tracking/active-users-info/",
+      "/active-users/active-users-info/"]  # fmt: skip
+DASHBOARD_DATA = [
+    f"/admin/active_users/dashboard/data/{name}/"
+    for name in ("counts", "users", "history", "uniques", "pages")
+]
+
+
+def login(make_user, **fields) -> Client:  # type: ignore[no-untyped-def]
+    browser = Client()
+    browser.force_login(make_user(**fields))
+    return browser
+
+
+@pytest.mark.parametrize("url", V1 + DASHBOARD_DATA)
+def test_head_answers_like_get_without_a_body(make_user, url: str) -> None:
+    staff = login(make_user, username="boss", is_staff=True)
+    get, head = staff.get(url), staff.head(url)
+    assert get.status_code == head.status_code == 200
+    assert head.content == b""
+    for header in ("Content-Type", "Cache-Control"):
+        assert head[header] == get[header]
+
+
+@pytest.mark.parametrize("url", V1 + DASHBOARD_DATA)
+def test_head_is_refused_as_get_is(make_user, url: str) -> None:
+    for browser in (Client(), login(make_user)):
+        get, head = browser.get(url), browser.head(url)
+        assert head.status_code == get.status_code and get.status_code in (302, 403)
+        assert head.content == b""
+
+
+def test_other_methods_are_refused_naming_get_and_head(make_user) -> None:
+    staff = login(make_user, is_staff=True)
+    for url in V1:
+        response = staff.post(url)
+        assert response.status_code == 405
+        assert response["Allow"] == "GET, HEAD"
