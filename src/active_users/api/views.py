@@ -13,7 +13,7 @@ from typing import Any
 
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_safe
 
 from active_users.api import (
     ActiveUsersPage,
@@ -56,10 +56,11 @@ def json_response(data: dict[str, Any]) -> JsonResponse:
 
 
 def api_view(view: View, allowed: Callable[[HttpRequest], bool] = has_api_permission) -> View:
-    """GET only, never cached, permission checked, store and parameter errors as JSON."""
+    """GET and HEAD only, never cached, permission checked, store and parameter errors as
+    JSON. HEAD runs the view as GET does; the server drops the body."""
 
     @never_cache
-    @require_GET
+    @require_safe
     @wraps(view)
     def wrapped(request: HttpRequest) -> JsonResponse:
         if not allowed(request):

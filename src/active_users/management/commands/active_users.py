@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import json
 import time
 from datetime import datetime, timezone
 from typing import Any
@@ -11,6 +10,7 @@ from active_users import api
 from active_users.conf import conf
 from active_users.exceptions import StoreUnavailable
 from active_users.history import get_uniques
+from active_users.text import printable, printable_json
 
 CLEAR = "\033[H\033[2J"
 
@@ -62,7 +62,7 @@ class Command(BaseCommand):
                      "visitors": counts.visitors, "active_users": users}  # fmt: skip
             if uniques is not None:
                 found.update({k: uniques[k] for k in ("dau", "wau", "mau", "dau_mau")})
-            return json_dumps(found)
+            return printable_json(found)
         lines = [
             f"Active now: {counts.entries} sessions of {counts.users} users, "
             f"{counts.visitors} anonymous visitors (active = a request in the last "
@@ -75,7 +75,9 @@ class Command(BaseCommand):
             )
         lines.append("")
         fields = list(conf.KEY_CLASS.fields)
-        rows = [[str(u.get(f, "")) for f in fields] + [_age(u["last_active"])] for u in page.users]
+        rows = [
+            [printable(u.get(f, "")) for f in fields] + [_age(u["last_active"])] for u in page.users
+        ]
         header = [f.upper() for f in fields] + ["LAST ACTIVE"]
         widths = [max(len(c) for c in column) for column in zip(header, *rows)]
         for row in [header, *rows]:
@@ -83,7 +85,3 @@ class Command(BaseCommand):
         if counts.entries > len(rows):
             lines.append(f"… and {counts.entries - len(rows)} more")
         return "\n".join(lines)
-
-
-def json_dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False)

@@ -3,10 +3,13 @@ from __future__ import annotations
 from typing import Any
 
 from django.apps import apps
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from active_users.backends import get_backend
 from active_users.conf import conf
+from active_users.text import printable
 
 
 class Command(BaseCommand):
@@ -16,6 +19,10 @@ class Command(BaseCommand):
         parser.add_argument("user_id", help="the user's primary key")
 
     def handle(self, *args: Any, user_id: str, **options: Any) -> None:
+        try:  # before erasing anything: a bad id would fail half-way, on the database
+            get_user_model()._meta.pk.to_python(user_id)
+        except ValidationError:
+            raise CommandError(f"Not a user id: {printable(user_id)}.") from None
         try:
             get_backend().remove_user(str(user_id))
         except Exception as exc:
@@ -26,4 +33,4 @@ class Command(BaseCommand):
 
             for model in (LastSeen, Activity):
                 erased += model.objects.using(conf.DATABASE).filter(user_id=user_id).delete()[0]
-        self.stdout.write(f"Erased user {user_id}: live entries and {erased} rows.")
+        self.stdout.write(f"Erased user {printable(user_id)}: live entries and {erased} rows.")

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import csv
 import json
-import sys
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
@@ -12,6 +12,7 @@ from django.utils.dateparse import parse_date, parse_datetime
 
 from active_users.conf import conf
 from active_users.models import Activity
+from active_users.text import csv_cell
 
 FIELDS = ["id", "date", "event", "user_id", "session", "ip", "path", "referer"]
 BATCH = 5000
@@ -27,7 +28,10 @@ def _moment(value: str) -> datetime:
 
 
 class Command(BaseCommand):
-    help = "Export activity of a date range as CSV or JSON lines, streaming in constant memory."
+    help = (
+        "Export activity of a date range as CSV or JSON lines, streaming in constant memory; "
+        "CSV cells a spreadsheet would read as formulas get a leading '."
+    )
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--since", required=True, help="first date (inclusive)")
@@ -38,7 +42,13 @@ class Command(BaseCommand):
     def handle(self, *args: Any, since: str, until: str, format: str, output: str,
                **options: Any) -> None:  # fmt: skip
         start, end = _moment(since), _moment(until)
-        out = sys.stdout if output == "-" else open(output, "w", newline="", encoding="utf-8")
+        to_file = output != "-"
+        # OutputWrapper adds a newline unless told not to; the rows carry their own.
+        out: Any = (
+            open(output, "w", newline="", encoding="utf-8")
+            if to_file
+            else SimpleNamespace(write=lambda text: self.stdout.write(text, ending=""))
+        )
         try:
             writer = csv.writer(out) if format == "csv" else None
             if writer is not None:
@@ -46,12 +56,12 @@ class Command(BaseCommand):
             count = 0
             for row in self.rows(start, end):
                 if writer is not None:
-                    writer.writerow(row)
+                    writer.writerow([csv_cell(value) for value in row])
                 else:
                     out.write(json.dumps(dict(zip(FIELDS, row)), ensure_ascii=False) + "\n")
                 count += 1
         finally:
-            if out is not sys.stdout:
+            if to_file:
                 out.close()
         self.stderr.write(f"Exported {count} events.")
 
