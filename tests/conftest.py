@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import re
 import uuid
 from collections.abc import Iterator
 
@@ -13,6 +14,27 @@ from active_users import history
 from active_users.backends import get_backend
 from active_users.tracking import tracker
 from tests.redis_server import RedisCluster, RedisServer, in_ci, reachable
+
+
+def removed_in_django_warnings() -> list[type[Warning]]:
+    """The installed Django's warnings about what its next versions remove
+    (``RemovedInDjango60Warning``, ``RemovedInDjango61Warning``, ``RemovedInDjango70Warning``…)."""
+    from django.utils import deprecation
+
+    return [
+        getattr(deprecation, name)
+        for name in sorted(vars(deprecation))
+        if re.fullmatch(r"RemovedInDjango\d+Warning", name)
+    ]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # "error" covers them already; named after the ini's own filters, they stay errors even
+    # if a broader one (say ignore::DeprecationWarning) is added there.
+    for warning in removed_in_django_warnings():
+        config.addinivalue_line(
+            "filterwarnings", f"error::{warning.__module__}.{warning.__qualname__}"
+        )
 
 
 @pytest.fixture(scope="session")
