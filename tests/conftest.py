@@ -1,10 +1,11 @@
 from __future__ import annotations
 
 import os
-import uuid
+import re
 from collections.abc import Iterator
 
 import pytest
+import redis
 from django.contrib.auth import get_user_model
 from django.db import connection
 from django.test import override_settings
@@ -14,7 +15,37 @@ from active_users.backends import get_backend
 from active_users.backends.buffer import buffer
 from active_users.backends.health import breaker
 from active_users.tracking import tracker
-from tests.redis_server import RedisCluster, RedisServer, in_ci, reachable
+from tests.redis_server import (
+    RUN_PREFIX,
+    RedisCluster,
+    RedisServer,
+    delete_keys_under,
+    in_ci,
+    key_prefix,
+    keys_under,
+    reachable,
+)
+
+
+def removed_in_django_warnings() -> list[type[Warning]]:
+    """The installed Django's warnings about what its next versions remove
+    (``RemovedInDjango60Warning``, ``RemovedInDjango61Warning``, ``RemovedInDjango70Warning``…)."""
+    from django.utils import deprecation
+
+    return [
+        getattr(deprecation, name)
+        for name in sorted(vars(deprecation))
+        if re.fullmatch(r"RemovedInDjango\d+Warning", name)
+    ]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # "error" covers them already; named after the ini's own filters, they stay errors even
+    # if a broader one (say ignore::DeprecationWarning) is added there.
+    for warning in removed_in_django_warnings():
+        config.addinivalue_line(
+            "filterwarnings", f"error::{warning.__module__}.{warning.__qualname__}"
+        )
 
 
 @pytest.fixture(scope="session")
@@ -25,13 +56,26 @@ def redis_url() -> Iterator[str]:
         if not reachable(url):
             pytest.fail(f"REDIS_URL={url} does not answer")
         yield url
+        _assert_nothing_left_in(url)
         return
     if reachable("redis://127.0.0.1:6379/0"):
         yield "redis://127.0.0.1:6379/0"
+        _assert_nothing_left_in("redis://127.0.0.1:6379/0")
         return
     server = RedisServer()
     yield server.url
+    _assert_nothing_left_in(server.url)
     server.close()
+
+
+def _assert_nothing_left_in(url: str) -> None:
+    """After the last test: no key of this run is left (a test that leaves some fails here)."""
+    left = keys_under(url, f"{{{RUN_PREFIX}-*")
+    if left:
+        with redis.Redis.from_url(url) as client:
+            client.delete(*left)
+        names = sorted(key.decode() for key in left)
+        pytest.fail(f"the tests left {len(left)} keys in {url}, now deleted: {names[:10]}")
 
 
 @pytest.fixture(autouse=True)
@@ -65,11 +109,16 @@ def _redis_backend(url: str, cluster: bool = False) -> Iterator[dict[str, object
         "ACTIVE_USERS_BACKEND": "redis",
         "ACTIVE_USERS_REDIS_URL": url,
         "ACTIVE_USERS_REDIS_CLUSTER": cluster,
-        "ACTIVE_USERS_KEY_PREFIX": f"test-{uuid.uuid4().hex[:12]}",
+        "ACTIVE_USERS_KEY_PREFIX": key_prefix(),
     }
     with override_settings(**values):
         yield values
-        get_backend().clear()
+        backend = get_backend()
+        backend.clear()
+        backend.clear_history()
+    if not cluster:  # the Cluster is the run's own, and gone at its end
+        # Neither clear clears the sampler's minute claims or presence rooms.
+        delete_keys_under(url, str(values["ACTIVE_USERS_KEY_PREFIX"]))
 
 
 @pytest.fixture

@@ -9,8 +9,18 @@ import socket
 import subprocess
 import tempfile
 import time
+import uuid
 
 import redis
+
+# Every key prefix of a run starts with RUN_PREFIX: the run removes its own keys and checks
+# that none is left, without touching those of another run that shares the Redis.
+RUN_PREFIX = f"test-{uuid.uuid4().hex[:8]}"
+
+
+def key_prefix(kind: str = "") -> str:
+    """A key prefix of one test's own, under this run's."""
+    return "-".join(filter(None, [RUN_PREFIX, kind, uuid.uuid4().hex[:8]]))
 
 
 def redis_server_binary() -> str:
@@ -137,3 +147,18 @@ class RedisCluster:
     def close(self) -> None:
         for node in self.nodes:
             node.close()
+
+
+def keys_under(url: str, pattern: str) -> list[bytes]:
+    """The keys matching a SCAN pattern (every node's, on a Cluster)."""
+    with redis.Redis.from_url(url, socket_timeout=5) as client:
+        return list(client.scan_iter(match=pattern, count=1000))
+
+
+def delete_keys_under(url: str, prefix: str) -> None:
+    """Delete every key of a key prefix: ``{prefix}:…`` and presence rooms' ``{prefix:room:…}…``."""
+    with redis.Redis.from_url(url, socket_timeout=5) as client:
+        for pattern in (f"{{{prefix}}}*", f"{{{prefix}:*"):
+            keys = list(client.scan_iter(match=pattern, count=1000))
+            if keys:
+                client.delete(*keys)

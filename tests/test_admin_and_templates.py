@@ -6,6 +6,8 @@ import time
 from datetime import timedelta
 
 import pytest
+from django.apps import apps
+from django.contrib.admin import site
 from django.contrib.auth import get_user_model
 from django.db import connection
 from django.template import Context, Template
@@ -15,7 +17,7 @@ from django.utils import timezone
 
 from active_users.backends import Presence, get_backend
 from active_users.last_seen import flush_last_seen
-from active_users.models import LastSeen
+from active_users.models import Activity, LastSeen
 
 pytestmark = pytest.mark.usefixtures("backend_name")
 
@@ -118,3 +120,35 @@ def test_the_last_seen_admin_is_read_only(make_user) -> None:
     listing = admin.get("/admin/active_users/lastseen/")
     assert listing.status_code == 200 and ">seen<" in listing.content.decode()
     assert admin.get("/admin/active_users/lastseen/add/").status_code == 403
+
+
+@pytest.mark.parametrize("model", ["lastseen", "activity", "sessioninfo"])
+def test_the_read_only_admins_offer_no_delete_selected_action(make_user, model: str) -> None:
+    root = make_user("root", is_staff=True, is_superuser=True)
+    admin = Client()
+    admin.force_login(root)
+    page = admin.get(f"/admin/active_users/{model}/")
+    assert page.status_code == 200
+    assert "delete_selected" not in page.content.decode()
+    request = RequestFactory().get("/")
+    request.user = root
+    assert site._registry[apps.get_model("active_users", model)].get_actions(request) == {}
+
+
+def test_a_user_with_last_seen_and_activity_can_still_be_deleted_in_the_admin(make_user) -> None:
+    user = make_user("leaving")
+    LastSeen.objects.create(user=user, last_activity=timezone.now())
+    Activity.objects.create(user=user, date=timezone.now(), event="pageview")
+    admin = Client()
+    admin.force_login(make_user("root", is_staff=True, is_superuser=True))
+    done = admin.post(f"/admin/auth/user/{user.pk}/delete/", {"post": "yes"})
+    assert done.status_code == 302
+    assert not get_user_model().objects.filter(pk=user.pk).exists()
+    assert not LastSeen.objects.filter(user_id=user.pk).exists()
+
+
+def test_browser_sessions_are_named_so_in_the_admin(make_user) -> None:
+    admin = Client()
+    admin.force_login(make_user("root", is_staff=True, is_superuser=True))
+    index = admin.get("/admin/").content.decode()
+    assert "Browser sessions" in index and "Session infos" not in index

@@ -1,17 +1,23 @@
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management import call_command
+from django.core.management.base import SystemCheckError
 from django.test import override_settings
 
 from active_users.backends import backend_path, get_backend
-from active_users.checks import check_settings
+from active_users.checks import check_settings, check_values
+from active_users.conf import conf
 
 
 def ids(**overrides: object) -> list[str]:
     with override_settings(**overrides):
-        return [message.id for message in check_settings()]  # type: ignore[misc]
+        messages = [*check_settings(), *check_values()]
+        return [message.id for message in messages]  # type: ignore[misc]
 
 
 def test_the_test_settings_pass_every_check() -> None:
@@ -29,10 +35,93 @@ def test_the_test_settings_pass_every_check() -> None:
         ("ACTIVE_USERS_EXCLUDE_URL_PATTERNS", ["(unclosed"], "active_users.E004"),
         ("ACTIVE_USERS_API_PERMISSION", "admins", "active_users.E005"),
         ("ACTIVE_USERS_BACKEND", "redis", "active_users.E006"),
+        ("ACTIVE_USERS_EXCLUDE_URL_PATTERNS", "^/health/", "active_users.E004"),
+        ("ACTIVE_USERS_API_PERMISSION", ["staff"], "active_users.E005"),
+        ("ACTIVE_USERS_API_PERMISSION", "django.conf.settings", "active_users.E005"),
+        ("ACTIVE_USERS_ACTIVITY_RATE_LIMIT", "120/x", "active_users.E007"),
+        ("ACTIVE_USERS_ACTIVITY_RATE_LIMIT", "120/month", "active_users.E007"),
+        ("ACTIVE_USERS_ACTIVITY_RATE_LIMIT", "many/m", "active_users.E007"),
+        ("ACTIVE_USERS_ACTIVITY_RATE_LIMIT", "0/m", "active_users.E007"),
+        ("ACTIVE_USERS_ACTIVITY_RATE_LIMIT", 120, "active_users.E007"),
+        ("ACTIVE_USERS_LAST_SEEN_INTERVAL", 0, "active_users.E008"),
+        ("ACTIVE_USERS_IDLE_AFTER", -900, "active_users.E008"),
+        ("ACTIVE_USERS_ONLINE_AFTER", "300", "active_users.E008"),
+        ("ACTIVE_USERS_REDIS_TIMEOUT", float("nan"), "active_users.E008"),
+        ("ACTIVE_USERS_PRESENCE_TIMEOUT", 0, "active_users.E008"),
+        ("ACTIVE_USERS_TOUCH_INTERVAL", -1, "active_users.E008"),
+        ("ACTIVE_USERS_FAILURE_COOLDOWN", True, "active_users.E008"),
+        ("ACTIVE_USERS_DASHBOARD_REFRESH", float("inf"), "active_users.E008"),
+        ("ACTIVE_USERS_HISTORY_DAY_RETENTION", 0, "active_users.E009"),
+        ("ACTIVE_USERS_HISTORY_MINUTE_RETENTION", 1.5, "active_users.E009"),
+        ("ACTIVE_USERS_ACTIVITY_MAX_EVENTS", -1, "active_users.E009"),
+        ("ACTIVE_USERS_ACTIVITY_RETENTION", "90", "active_users.E009"),
+        ("ACTIVE_USERS_PRESENCE_LIST_LIMIT", -1, "active_users.E009"),
+        ("ACTIVE_USERS_TRACK_ANONYMOUS", "False", "active_users.E010"),
+        ("ACTIVE_USERS_HISTORY", 1, "active_users.E010"),
+        ("ACTIVE_USERS_KEY_PREFIX", "", "active_users.E011"),
+        ("ACTIVE_USERS_REDIS_URL", 6379, "active_users.E011"),
+        ("ACTIVE_USERS_BACKEND", ["redis"], "active_users.E011"),
+        ("ACTIVE_USERS_DATABASE", "replica", "active_users.E012"),
+        ("ACTIVE_USERS_CACHE", "sessions", "active_users.E012"),
+        ("ACTIVE_USERS_TRUSTED_PROXIES", ["10.0.0.0/8", "proxy.local"], "active_users.E013"),
+        ("ACTIVE_USERS_TRUSTED_PROXIES", "10.0.0.1", "active_users.E013"),
+        ("ACTIVE_USERS_EXCLUDE_USERS", ["admins"], "active_users.E014"),
+        ("ACTIVE_USERS_BOT_USER_AGENT_PATTERN", "bot(", "active_users.E015"),
+        ("ACTIVE_USERS_ACTIVITY_EVENTS", "download", "active_users.E016"),
+        ("ACTIVE_USERS_ACTIVITY_EVENTS", ["x" * 33], "active_users.E016"),
     ],
 )
 def test_a_bad_setting_is_reported_with_its_id(setting: str, value: object, check_id: str) -> None:
     assert check_id in ids(**{setting: value})
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        ("ACTIVE_USERS_ACTIVITY_RATE_LIMIT", None),
+        ("ACTIVE_USERS_ACTIVITY_RATE_LIMIT", "10/s"),
+        ("ACTIVE_USERS_ACTIVITY_RATE_LIMIT", "1000/hour"),
+        ("ACTIVE_USERS_TOUCH_INTERVAL", 0),
+        ("ACTIVE_USERS_PRESENCE_TIMEOUT", None),
+        ("ACTIVE_USERS_ACTIVITY_RETENTION", None),
+        ("ACTIVE_USERS_ONLINE_AFTER", 120.5),
+        ("ACTIVE_USERS_TRUSTED_PROXIES", ["10.0.0.0/8", "2001:db8::1"]),
+        ("ACTIVE_USERS_EXCLUDE_USERS", ["staff", "superusers", "operator.not_"]),
+        ("ACTIVE_USERS_EXCLUDE_USERS", "staff"),
+        ("ACTIVE_USERS_ACTIVITY_EVENTS", ["download", "print"]),
+        ("ACTIVE_USERS_REDIS_URL", None),
+        ("ACTIVE_USERS_CACHE", "default"),
+    ],
+)
+def test_a_good_setting_passes(setting: str, value: object) -> None:
+    assert ids(**{setting: value}) == []
+
+
+def test_a_bad_setting_stops_manage_py_check_naming_the_setting() -> None:
+    with override_settings(ACTIVE_USERS_ACTIVITY_RATE_LIMIT="120/x", ACTIVE_USERS_HISTORY="no"):
+        with pytest.raises(SystemCheckError) as raised:
+            call_command("check")
+    assert "active_users.E007" in str(raised.value)
+    assert "ACTIVE_USERS_ACTIVITY_RATE_LIMIT" in str(raised.value)
+    assert "ACTIVE_USERS_HISTORY must be True or False, not 'no'" in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("value", "rate"),
+    [("120/m", (120, 60)), ("120", (120, 60)), ("5/s", (5, 1)), ("30/min", (30, 60)),
+     ("2/hours", (2, 3600)), ("1000/D", (1000, 86400))],
+)  # fmt: skip
+def test_rate_limits_are_read_in_every_spelling_the_checks_accept(
+    value: str, rate: tuple[int, int]
+) -> None:
+    with override_settings(ACTIVE_USERS_ACTIVITY_RATE_LIMIT=value):
+        assert conf.ACTIVITY_RATE_LIMIT == rate
+
+
+def test_a_bad_rate_limit_read_anyway_names_the_setting() -> None:
+    with override_settings(ACTIVE_USERS_ACTIVITY_RATE_LIMIT="120/x"):
+        with pytest.raises(ImproperlyConfigured, match="ACTIVE_USERS_ACTIVITY_RATE_LIMIT"):
+            conf.ACTIVITY_RATE_LIMIT  # noqa: B018
 
 
 def test_middleware_before_authentication_is_warned_about(settings) -> None:  # type: ignore[no-untyped-def]
@@ -87,3 +176,23 @@ def test_clear_expired_command_reports_what_it_deleted(capsys) -> None:  # type:
     call_command("active_users_clear_expired")
     assert "Deleted 2 expired records." in capsys.readouterr().out  # the entry, its user
     assert get_backend().count() == 1
+
+
+def settings_read_by_conf() -> set[str]:
+    source = (Path(__file__).parent.parent / "src/active_users/conf.py").read_text()
+    return set(re.findall(r'_get\("([A-Z_]+)"', source))
+
+
+def test_every_setting_has_a_heading_in_the_readme() -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    headings = "\n".join(line for line in readme.splitlines() if line.startswith("### `"))
+    missing = {name for name in settings_read_by_conf() if f"ACTIVE_USERS_{name}" not in headings}
+    assert missing == set()
+
+
+def test_every_setting_is_checked() -> None:
+    from active_users.checks import RULES
+
+    apart = {"KEY_EXPIRE", "KEY_CLASS", "EXCLUDE_URL_PATTERNS", "API_PERMISSION",
+             "ACTIVITY_RATE_LIMIT", "DATABASE", "CACHE"}  # fmt: skip
+    assert settings_read_by_conf() - apart - {name for name, *_ in RULES} == set()

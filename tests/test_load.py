@@ -14,9 +14,8 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-import redis
 
-from tests.redis_server import free_port
+from tests.redis_server import delete_keys_under, free_port, key_prefix
 
 ROOT = Path(__file__).resolve().parent.parent
 USERS, VISITORS, SECONDS, THREADS = 40, 15, 4.0, 8
@@ -60,7 +59,7 @@ def test_counts_are_exact_after_a_load_on_several_gunicorn_workers(
     redis_url, load_database
 ) -> None:
     database_url, backend = load_database
-    prefix = f"load-{uuid.uuid4().hex[:8]}"
+    prefix = key_prefix("load")
     env = {**os.environ, "LOAD_DATABASE_URL": database_url, "LOAD_BACKEND": backend,
            "LOAD_REDIS_URL": redis_url, "LOAD_PREFIX": prefix, "PYTHONPATH": str(ROOT)}  # fmt: skip
     env.pop("DJANGO_SETTINGS_MODULE", None)
@@ -110,9 +109,7 @@ def test_counts_are_exact_after_a_load_on_several_gunicorn_workers(
         server.terminate()
         server.wait(20)
     counts = run(env, "counts")
-    if backend == "redis":
-        with redis.Redis.from_url(redis_url) as client:
-            client.delete(*[f"{{{prefix}}}:{k}" for k in ("entries", "users", "visitors")])
+    delete_keys_under(redis_url, prefix)
     assert set(statuses) == {200}, statuses
     assert sum(statuses.values()) > USERS + VISITORS
     assert counts == {"entries": USERS, "users": USERS, "visitors": VISITORS}

@@ -6,14 +6,13 @@ import json
 import os
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
-import redis
+from tests.redis_server import delete_keys_under, key_prefix
 
 
 def test_the_seed_setup_works_unchanged_on_django_redis(redis_url: str) -> None:
-    prefix = f"seed-{uuid.uuid4().hex[:8]}"
+    prefix = key_prefix("seed")
     root = Path(__file__).resolve().parent.parent
     env = {
         **os.environ,
@@ -35,8 +34,7 @@ def test_the_seed_setup_works_unchanged_on_django_redis(redis_url: str) -> None:
         assert done.returncode == 0, done.stderr
         seen = json.loads(done.stdout.strip().splitlines()[-1])
     finally:
-        client = redis.Redis.from_url(redis_url)
-        client.delete(*[f"{{{prefix}}}:{k}" for k in ("entries", "users", "visitors")])
+        delete_keys_under(redis_url, prefix)
     assert seen["home_status"] == 200
     assert seen["count"] == 2
     assert seen["users"] == ["boss", "reader:one"]

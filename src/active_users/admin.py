@@ -30,6 +30,10 @@ from active_users.models import Activity, Dashboard, LastSeen, SessionInfo
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
+    # No bulk actions ("Delete selected" included). Deleting stays permitted: the admin
+    # refuses to delete a user whose rows here the staff member could not delete.
+    actions = None
+
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
 if TYPE_CHECKING:
@@ -26,12 +27,21 @@ DEFAULT_BOT_PATTERN = (
 
 BUILTIN_EVENTS = frozenset({"pageview", "heartbeat", "hidden", "visible"})
 RATE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_RATE = re.compile(r"\s*([0-9]+)\s*(?:/\s*([a-zA-Z]*)\s*)?")
+_RATE_WORDS = {"sec": "s", "second": "s", "min": "m", "minute": "m", "hour": "h", "day": "d"}
 
 
 @functools.lru_cache(maxsize=8)
-def _parse_rate(value: str) -> tuple[int, int]:
-    count, _, unit = str(value).partition("/")
-    return int(count), RATE_UNITS[unit.strip()[:1].lower() or "m"]
+def parse_rate(value: str) -> tuple[int, int]:
+    """``(requests, seconds)`` from ``"120/m"`` (``s``, ``m``, ``h``, ``d``, or the words:
+    ``"120/minute"``; no unit is per minute). ValueError for anything else."""
+    match = _RATE.fullmatch(value) if isinstance(value, str) else None
+    unit = (match.group(2) or "m").lower() if match else ""
+    if len(unit) > 1:
+        unit = _RATE_WORDS.get(unit.removesuffix("s"), "")
+    if match is None or unit not in RATE_UNITS or int(match.group(1)) == 0:
+        raise ValueError(f'{value!r} is not a rate such as "120/m" (N/s, N/m, N/h or N/d, N ≥ 1)')
+    return int(match.group(1)), RATE_UNITS[unit]
 
 
 @functools.lru_cache(maxsize=16)
@@ -255,7 +265,12 @@ class Settings:
     def ACTIVITY_RATE_LIMIT(self) -> tuple[int, int] | None:
         """``(requests, seconds)`` from ``"120/m"``-style text, or None for no limit."""
         value = self._get("ACTIVITY_RATE_LIMIT", "120/m")
-        return _parse_rate(value) if value else None
+        if value is None or value == "":
+            return None
+        try:
+            return parse_rate(value)
+        except (TypeError, ValueError) as exc:  # check active_users.E007 says so at start-up
+            raise ImproperlyConfigured(f"ACTIVE_USERS_ACTIVITY_RATE_LIMIT: {exc}") from None
 
     @property
     def ACTIVITY_RETENTION(self) -> int | None:

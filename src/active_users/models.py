@@ -203,8 +203,8 @@ class SessionInfo(models.Model):
     created = models.DateTimeField(_("first seen"), auto_now_add=True)
 
     class Meta:
-        verbose_name = _("session info")
-        verbose_name_plural = _("session infos")
+        verbose_name = _("browser session")
+        verbose_name_plural = _("browser sessions")
 
     def __str__(self) -> str:
         return self.user_agent
