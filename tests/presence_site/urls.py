@@ -12,4 +12,4 @@ def room(request: HttpRequest, name: str) -> HttpResponse:
     return HttpResponse(PAGE.render({"room": name}, request))
 
 
-urlpatterns = [path("room/<str:name>/", room)]
+urlpatterns = [path("room/<path:name>/", room)]
