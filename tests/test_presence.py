@@ -492,6 +492,11 @@ async def test_the_dashboards_counts_are_pushed_to_staff(site: Site) -> None:
         with pytest.raises(InvalidStatus) as caught:
             await connect(url, additional_headers=headers)
         assert caught.value.response.status_code == 403
+    # Staff, but from a page of another site.
+    with pytest.raises(InvalidStatus) as caught:
+        await connect(url, additional_headers={**cookie(site.sessions[0]),
+                                               "Origin": "https://elsewhere.example"})  # fmt: skip
+    assert caught.value.response.status_code == 403
 
 
 async def test_a_room_opens_only_with_a_token_for_that_room_and_that_person(site: Site) -> None:
@@ -526,3 +531,14 @@ async def test_an_expired_token_is_refused_and_an_open_socket_gets_fresh_ones(si
     again = await Member.join(port, room, ada, token=renewed[-1]["token"])  # a reconnect
     assert again.seen("presence.state")[0]["count"] == 1
     await again.close()
+
+
+async def test_a_cross_site_origin_is_refused_and_the_sites_own_accepted(site: Site) -> None:
+    port, ada = site.ports[0], site.sessions[0]
+    token = page_token(port, "origins", ada)
+    assert token is not None
+    for origin in ("https://elsewhere.example", "null", f"http://127.0.0.1:{port}.example"):
+        assert await refused(port, "origins", ada, token, origin) == 403
+    member = await Member.join(port, "origins", ada, token=token, origin=f"http://127.0.0.1:{port}")
+    assert member.seen("presence.state")[0]["users"][0]["name"] == "load0"
+    await member.close()

@@ -1,9 +1,10 @@
-"""Who may join a room, without a server: room tokens."""
+"""Who may open the WebSockets, without a server: room tokens and the origin check."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AnonymousUser
 from django.contrib.sessions.backends.db import SessionStore
@@ -13,6 +14,7 @@ from django.test import override_settings
 from active_users.access import (
     SALT,
     check_room_token,
+    origin_allowed,
     query_token,
     sign_room_token,
     subject,
@@ -70,3 +72,44 @@ def test_the_token_comes_from_the_query_string() -> None:
     assert query_token({"query_string": b"token=a%3Ab&x=1"}) == "a:b"
     assert query_token({"query_string": b""}) is None
     assert query_token({}) is None
+
+
+def scope(origin: str | None, host: str = "app.test:8000") -> dict[str, object]:
+    headers = [(b"host", host.encode())]
+    if origin is not None:
+        headers.append((b"origin", origin.encode()))
+    return {"headers": headers}
+
+
+@pytest.mark.parametrize(
+    ("origin", "allowed"),
+    [
+        (None, True),  # not a browser
+        ("http://app.test:8000", True),  # the page's own origin
+        ("https://app.test:8000", True),
+        ("https://elsewhere.example", False),
+        ("http://app.test:8001", False),  # another port is another origin
+        ("http://app.test:8000.evil.example", False),
+        ("null", False),  # a sandboxed frame or a file
+        ("ftp://app.test:8000", False),
+        ("http://[::1", False),  # does not parse
+    ],
+)
+@override_settings(ALLOWED_HOSTS=["*"])
+def test_a_foreign_origin_is_refused_even_when_every_host_is_allowed(
+    origin: str | None, allowed: bool
+) -> None:
+    assert origin_allowed(scope(origin)) is allowed
+
+
+@override_settings(ALLOWED_HOSTS=["app.test", ".example.org", "[::1]"])
+def test_an_origin_matching_allowed_hosts_is_accepted_behind_a_proxy() -> None:
+    for origin in ("https://app.test", "https://www.example.org", "http://[::1]:8000"):
+        assert origin_allowed(scope(origin, host="10.0.0.5:8000"))
+    assert not origin_allowed(scope("https://example.com", host="10.0.0.5:8000"))
+
+
+@override_settings(ALLOWED_HOSTS=[], DEBUG=True)
+def test_local_origins_are_accepted_in_debug_with_no_allowed_hosts() -> None:
+    assert origin_allowed(scope("http://localhost:3000", host="127.0.0.1:8000"))
+    assert not origin_allowed(scope("http://elsewhere.example", host="127.0.0.1:8000"))

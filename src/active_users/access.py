@@ -1,4 +1,5 @@
-"""Who may join a presence room: signed room tokens.
+"""Who may open the package's WebSockets: signed room tokens, the authorization hook and
+the origin check.
 
 A room token is ``signing.dumps([room, subject])`` under a salt of the package's own. It
 proves that the application let this person into this room at most
@@ -11,14 +12,17 @@ encrypted: anyone holding one can read the room name and the user's pk in it.
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
+from django.conf import settings
 from django.core import signing
+from django.http.request import validate_host
 from django.utils.crypto import salted_hmac
 
 from active_users.conf import conf
 
 SALT = "active_users.presence.room-token"
+DEBUG_HOSTS = [".localhost", "127.0.0.1", "[::1]"]
 
 
 def subject(user: Any, session: Any) -> str | None:
@@ -56,3 +60,32 @@ def query_token(scope: dict[str, Any]) -> str | None:
     query = scope.get("query_string", b"").decode("latin1")
     values = parse_qs(query).get("token")
     return values[0] if values else None
+
+
+def origin_allowed(scope: dict[str, Any]) -> bool:
+    """Whether a WebSocket handshake comes from one of this site's pages.
+
+    No ``Origin`` header: a client that is not a browser, allowed (browsers always send
+    one, so a page of another site cannot leave it out). Otherwise the origin's host must
+    equal the ``Host`` header, or match ``ALLOWED_HOSTS`` as Channels'
+    ``AllowedHostsOriginValidator`` matches it, except that a ``"*"`` entry allows no
+    foreign origin (it is common behind proxies and would let every site in)."""
+    headers = dict(scope.get("headers", []))
+    origin = headers.get(b"origin")
+    if origin is None:
+        return True
+    try:
+        parsed = urlsplit(origin.decode("latin1"))
+        hostname = parsed.hostname
+    except ValueError:
+        return False
+    if parsed.scheme not in ("http", "https") or not hostname:
+        return False
+    if parsed.netloc.lower() == headers.get(b"host", b"").decode("latin1").lower():
+        return True
+    allowed = list(settings.ALLOWED_HOSTS)
+    if settings.DEBUG and not allowed:
+        allowed = DEBUG_HOSTS
+    if ":" in hostname:
+        hostname = f"[{hostname}]"
+    return validate_host(hostname, [host for host in allowed if host != "*"])

@@ -34,7 +34,7 @@ from channels.layers import get_channel_layer
 from django.contrib.auth.models import AnonymousUser
 from django.http import HttpRequest
 
-from active_users.access import check_room_token, query_token, sign_room_token
+from active_users.access import check_room_token, origin_allowed, query_token, sign_room_token
 from active_users.api import aget_active_counts
 from active_users.conf import conf
 from active_users.exceptions import StoreUnavailable
@@ -169,7 +169,7 @@ class PresenceMixin:
         """Whether this connection may join ``room``. By default: when it presents a valid
         room token for this room and its person (``{% active_users_presence %}`` signs one),
         or else when ``ACTIVE_USERS_PRESENCE_AUTHORIZE(user, room)`` says so. Override for
-        rules of your own; the anonymous check comes first."""
+        rules of your own; the origin and anonymous checks come first."""
         user, session = self.scope.get("user"), self.scope.get("session")
         if check_room_token(self.get_presence_token(), room, user, session):
             return True
@@ -177,9 +177,9 @@ class PresenceMixin:
         return hook is not None and bool(await sync_to_async(hook)(user or AnonymousUser(), room))
 
     async def presence_allowed(self, room: str) -> bool:
-        """Whether this connection may join ``room``: a user unless
-        ``ACTIVE_USERS_PRESENCE_ANONYMOUS``, a valid room name, and
-        ``authorize_presence(room)``. Call it before ``accept()``:
+        """Whether this connection may join ``room``: a page of this site or no browser at
+        all (``access.origin_allowed``), a user unless ``ACTIVE_USERS_PRESENCE_ANONYMOUS``,
+        a valid room name, and ``authorize_presence(room)``. Call it before ``accept()``:
         closing then refuses the handshake with HTTP 403."""
         user = self.scope.get("user")
         authenticated = user is not None and user.is_authenticated
@@ -187,7 +187,7 @@ class PresenceMixin:
             check_room(room)
         except ValueError:
             return False
-        if not (authenticated or conf.PRESENCE_ANONYMOUS):
+        if not origin_allowed(self.scope) or not (authenticated or conf.PRESENCE_ANONYMOUS):
             return False
         if not await self.authorize_presence(room):
             return False
@@ -325,7 +325,7 @@ def _unnamed(event: dict[str, Any]) -> dict[str, Any]:
 class PresenceConsumer(PresenceMixin, AsyncWebsocketConsumer):
     """Joins the room named in the URL (``url_route`` kwarg ``room``) and keeps the
     connection present while the client sends heartbeats. Refuses (the handshake gets
-    HTTP 403) what ``presence_allowed`` refuses: a missing, forged,
+    HTTP 403) what ``presence_allowed`` refuses: a foreign origin, a missing, forged,
     expired or someone else's room token, an anonymous connection unless
     ``ACTIVE_USERS_PRESENCE_ANONYMOUS``, a room name longer than 200 characters."""
 
@@ -353,15 +353,17 @@ class PresenceConsumer(PresenceMixin, AsyncWebsocketConsumer):
 
 
 class DashboardConsumer(AsyncWebsocketConsumer):
-    """The admin dashboard's live counts, pushed to staff: the store is read once a second
-    per open dashboard and the counts are sent when they change (the page polls instead
-    when this route is not served)."""
+    """The admin dashboard's live counts, pushed to staff (from this site's pages or
+    clients that are not browsers): the store is read once a second per open dashboard
+    and the counts are sent when they change (the page polls instead when this route is
+    not served)."""
 
     PERIOD = 1.0
 
     async def connect(self) -> None:
         user = self.scope.get("user")
-        if not (user is not None and user.is_active and user.is_staff):
+        staff = user is not None and user.is_active and user.is_staff
+        if not (staff and origin_allowed(self.scope)):
             await self.close()
             return
         await self.accept()
