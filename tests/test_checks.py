@@ -29,6 +29,7 @@ def test_the_test_settings_pass_every_check() -> None:
         ("ACTIVE_USERS_EXCLUDE_URL_PATTERNS", ["(unclosed"], "active_users.E004"),
         ("ACTIVE_USERS_API_PERMISSION", "admins", "active_users.E005"),
         ("ACTIVE_USERS_BACKEND", "redis", "active_users.E006"),
+        ("ACTIVE_USERS_PRESENCE_AUTHORIZE", "nowhere.may_join", "active_users.E007"),
     ],
 )
 def test_a_bad_setting_is_reported_with_its_id(setting: str, value: object, check_id: str) -> None:

@@ -6,6 +6,7 @@
 - ``active_users.E004``: ``ACTIVE_USERS_EXCLUDE_URL_PATTERNS`` has a pattern that does not compile.
 - ``active_users.E005``: ``ACTIVE_USERS_API_PERMISSION`` is not a known name or callable.
 - ``active_users.E006``: the Redis backend is chosen but no Redis is configured.
+- ``active_users.E007``: ``ACTIVE_USERS_PRESENCE_AUTHORIZE`` does not import.
 - ``active_users.W001``: the middleware is listed before ``AuthenticationMiddleware``.
 - ``active_users.W002``: ``ACTIVE_USERS_PROMETHEUS`` is on without ``prometheus_client``.
 """
@@ -89,6 +90,15 @@ def check_settings(**kwargs: Any) -> list[checks.CheckMessage]:
                 hint="Set ACTIVE_USERS_REDIS_URL, or make the default cache a Redis cache.",
             )
         )
+    authorize = getattr(settings, "ACTIVE_USERS_PRESENCE_AUTHORIZE", None)
+    if isinstance(authorize, str):
+        try:
+            import_string(authorize)
+        except ImportError as exc:
+            errors.append(
+                _error(f"ACTIVE_USERS_PRESENCE_AUTHORIZE {authorize!r} does not import: {exc}.",
+                       "E007")
+            )  # fmt: skip
     if conf.PROMETHEUS:
         try:
             import prometheus_client  # noqa: F401
