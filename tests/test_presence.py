@@ -439,6 +439,27 @@ async def test_anonymous_sessions_are_counted_but_not_told_who_is_there(big_site
         await member.close()
 
 
+@pytest.fixture(scope="module")
+def hook_site(presence_redis, tmp_path_factory) -> Iterator[Site]:  # type: ignore[no-untyped-def]
+    made = Site(presence_redis.url, tmp_path_factory.mktemp("hook"), users=1, visitors=1,
+                anonymous="1", authorize="1")  # fmt: skip
+    yield made
+    made.close()
+
+
+async def test_the_authorize_hook_lets_in_whom_it_allows_without_a_token(hook_site: Site) -> None:
+    # The site's hook: rooms named staff-… are for staff (load0), the others for anyone.
+    port, staff, visitor = hook_site.ports[1], hook_site.sessions[0], hook_site.visitors[0]
+    assert page_token(port, "staff-desk", visitor) is None  # the tag asks the hook too
+    assert page_token(port, "staff-desk", staff) is not None
+    assert await refused(port, "staff-desk", visitor) == 403
+    boss = await open_room(port, "staff-desk", staff)  # no token: the hook says yes
+    anyone = await open_room(port, "hall", visitor)
+    for ws in (boss, anyone):
+        assert json.loads(await asyncio.wait_for(ws.recv(), 5))["type"] == "presence.state"
+        await ws.close()
+
+
 def test_the_page_shows_how_many_are_here_in_chromium(site: Site, chromium) -> None:  # type: ignore[no-untyped-def]
     base = f"http://127.0.0.1:{site.ports[0]}"
     chromium.get(base + "/room/chapter-9/")
