@@ -181,3 +181,7 @@ def test_the_presence_tag_asks_the_authorize_hook(make_user) -> None:
     assert presence_token(render(source, request=presence_request(boss)))
     assert presence_token(render("{% active_users_presence 'lobby' %}",
                                  request=presence_request(member)))  # fmt: skip
+    with override_settings(ACTIVE_USERS_PRESENCE_ANONYMOUS=True):
+        anonymous = presence_request(AnonymousUser())
+        assert render(source, request=anonymous) == ""
+        assert anonymous.session.session_key is None  # no session made for a refused viewer

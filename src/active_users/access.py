@@ -11,6 +11,7 @@ encrypted: anyone holding one can read the room name and the user's pk in it.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -48,11 +49,12 @@ def check_room_token(token: str | None, room: str, user: Any, session: Any) -> b
     who = subject(user, session)
     if not token or who is None:
         return False
+    max_age = timedelta(seconds=conf.PRESENCE_TOKEN_MAX_AGE)
     try:
-        found = signing.loads(token, salt=SALT, max_age=conf.PRESENCE_TOKEN_MAX_AGE)
+        found = signing.loads(token, salt=SALT, max_age=max_age)
     except signing.BadSignature:  # forged, altered or expired
         return False
-    return found == [room, who]
+    return bool(found == [room, who])
 
 
 def query_token(scope: dict[str, Any]) -> str | None:

@@ -89,15 +89,14 @@ def active_users_presence(context: template.Context, room: Any) -> str:
         return ""
     user = getattr(request, "user", None) or AnonymousUser()
     session = getattr(request, "session", None)
-    if not user.is_authenticated:
-        if not conf.PRESENCE_ANONYMOUS or session is None:
-            return ""
-        if not session.session_key:  # the token is bound to the session: make one now
-            session.save()
-            session.modified = True
+    if not user.is_authenticated and (not conf.PRESENCE_ANONYMOUS or session is None):
+        return ""
     hook = conf.PRESENCE_AUTHORIZE
     if hook is not None and not hook(user, str(room)):
         return ""
+    if session is not None and not user.is_authenticated and not session.session_key:
+        session.save()  # the token is bound to the session: make one now
+        session.modified = True  # and send its cookie
     token = sign_room_token(room, user, session)
     if token is None:
         return ""
