@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import html
+import re
 import time
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from django.apps import apps
 from django.contrib.admin import site
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AnonymousUser
+from django.contrib.sessions.backends.db import SessionStore
 from django.db import connection
 from django.template import Context, Template
-from django.test import Client, RequestFactory
+from django.test import Client, RequestFactory, override_settings
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from active_users.access import check_room_token
 from active_users.backends import Presence, get_backend
 from active_users.last_seen import flush_last_seen
 from active_users.models import Activity, LastSeen
@@ -152,3 +158,64 @@ def test_browser_sessions_are_named_so_in_the_admin(make_user) -> None:
     admin.force_login(make_user("root", is_staff=True, is_superuser=True))
     index = admin.get("/admin/").content.decode()
     assert "Browser sessions" in index and "Session infos" not in index
+
+
+def staff_rooms_for_staff(user: Any, room: str) -> bool:
+    """An ``ACTIVE_USERS_PRESENCE_AUTHORIZE`` hook: rooms named ``staff-…`` are for staff."""
+    return not room.startswith("staff-") or user.is_staff
+
+
+def presence_request(user: Any) -> Any:
+    request = RequestFactory().get("/")
+    request.user = user
+    request.session = SessionStore()
+    return request
+
+
+def presence_token(markup: str) -> str:
+    found = re.search(r'data-token="([^"]+)"', markup)
+    assert found, markup
+    return html.unescape(found[1])
+
+
+def test_the_presence_tag_signs_a_token_for_its_viewer_and_room(make_user) -> None:
+    ada = make_user("ada")
+    request = presence_request(ada)
+    markup = render("{% active_users_presence 42 %}", request=request)
+    assert 'data-url="/ws/presence/42/"' in markup and 'data-token-max-age="300"' in markup
+    token = presence_token(markup)
+    assert check_room_token(token, "42", ada, request.session)
+    assert not check_room_token(token, "43", ada, request.session)
+    assert not check_room_token(token, "42", make_user("bob"), request.session)
+
+
+def test_the_presence_tag_renders_nothing_for_anonymous_viewers_by_default(db) -> None:
+    request = presence_request(AnonymousUser())
+    assert render("{% active_users_presence 'lobby' %}", request=request) == ""
+    assert render("{% active_users_presence 'lobby' %}") == ""  # no request at all
+    assert request.session.session_key is None
+
+
+@override_settings(ACTIVE_USERS_PRESENCE_ANONYMOUS=True)
+def test_the_presence_tag_makes_a_session_for_an_anonymous_viewer_when_allowed(db) -> None:
+    request = presence_request(AnonymousUser())
+    token = presence_token(render("{% active_users_presence 'lobby' %}", request=request))
+    assert request.session.session_key and request.session.modified  # the cookie is sent
+    assert check_room_token(token, "lobby", AnonymousUser(), request.session)
+    assert not check_room_token(token, "lobby", AnonymousUser(), SessionStore("x" * 32))
+
+
+@override_settings(
+    ACTIVE_USERS_PRESENCE_AUTHORIZE="tests.test_admin_and_templates.staff_rooms_for_staff"
+)
+def test_the_presence_tag_asks_the_authorize_hook(make_user) -> None:
+    member, boss = make_user("member"), make_user("boss", is_staff=True)
+    source = "{% active_users_presence 'staff-desk' %}"
+    assert render(source, request=presence_request(member)) == ""
+    assert presence_token(render(source, request=presence_request(boss)))
+    assert presence_token(render("{% active_users_presence 'lobby' %}",
+                                 request=presence_request(member)))  # fmt: skip
+    with override_settings(ACTIVE_USERS_PRESENCE_ANONYMOUS=True):
+        anonymous = presence_request(AnonymousUser())
+        assert render(source, request=anonymous) == ""
+        assert anonymous.session.session_key is None  # no session made for a refused viewer

@@ -69,6 +69,7 @@ def test_the_test_settings_pass_every_check() -> None:
         ("ACTIVE_USERS_BOT_USER_AGENT_PATTERN", "bot(", "active_users.E015"),
         ("ACTIVE_USERS_ACTIVITY_EVENTS", "download", "active_users.E016"),
         ("ACTIVE_USERS_ACTIVITY_EVENTS", ["x" * 33], "active_users.E016"),
+        ("ACTIVE_USERS_PRESENCE_AUTHORIZE", "nowhere.may_join", "active_users.E017"),
     ],
 )
 def test_a_bad_setting_is_reported_with_its_id(setting: str, value: object, check_id: str) -> None:
@@ -194,5 +195,5 @@ def test_every_setting_is_checked() -> None:
     from active_users.checks import RULES
 
     apart = {"KEY_EXPIRE", "KEY_CLASS", "EXCLUDE_URL_PATTERNS", "API_PERMISSION",
-             "ACTIVITY_RATE_LIMIT", "DATABASE", "CACHE"}  # fmt: skip
+             "ACTIVITY_RATE_LIMIT", "DATABASE", "CACHE", "PRESENCE_AUTHORIZE"}  # fmt: skip
     assert settings_read_by_conf() - apart - {name for name, *_ in RULES} == set()

@@ -1,12 +1,17 @@
 """Presence over WebSockets: two real uvicorn processes with Channels and channels_redis on a
-Redis of their own, real WebSocket clients, and a headless Chromium page."""
+Redis of their own, real WebSocket clients, and a headless Chromium page. Clients get their
+room tokens from the room's page, as a browser does (or, for a crowd of anonymous sessions,
+signed here with the sites' secret key)."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import html
+import http.client
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -19,10 +24,14 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
+from django.contrib.auth.models import AnonymousUser
+from django.contrib.sessions.backends.db import SessionStore
+from django.core import signing
 from django.test import override_settings
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
+from active_users.access import SALT, sign_room_token
 from active_users.api import get_distinct_active_users_count
 from active_users.presence import PRESENCE_SCRIPT, present_count, present_users, room_tag
 from tests.redis_server import RedisServer, free_port
@@ -39,7 +48,8 @@ INSIDE = {"zrangebyscore", "zrem", "hincrby", "hdel", "hget", "zadd", "zscore", 
 class Site:
     """Two uvicorn processes serving ``tests.presence_site`` on one Redis."""
 
-    def __init__(self, redis_url: str, tmp: Path, users: int, **timings: str) -> None:
+    def __init__(self, redis_url: str, tmp: Path, users: int, visitors: int = 0,
+                 **timings: str) -> None:  # fmt: skip
         self.redis_url = redis_url
         self.prefix = f"presence-{uuid.uuid4().hex[:8]}"
         self.env = {
@@ -53,11 +63,13 @@ class Site:
             **{f"PRESENCE_{k.upper()}": v for k, v in timings.items()},
         }
         done = subprocess.run(
-            [sys.executable, "-m", "tests.load_site.manage", "setup", str(users), "0"],
+            [sys.executable, "-m", "tests.load_site.manage", "setup", str(users), str(visitors)],
             cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=120,
         )  # fmt: skip
         assert done.returncode == 0, done.stderr
-        self.sessions: list[str] = json.loads(done.stdout.strip().splitlines()[-1])["users"]
+        cookies = json.loads(done.stdout.strip().splitlines()[-1])
+        self.sessions: list[str] = cookies["users"]
+        self.visitors: list[str] = cookies["anonymous_sessions"]
         self.ports = [free_port(), free_port()]
         self.logs = [(tmp / f"uvicorn-{n}.log").open("w") for n in range(2)]
         self.servers = [self._serve(port, log) for port, log in zip(self.ports, self.logs)]
@@ -114,11 +126,56 @@ def presence_redis() -> Iterator[RedisServer]:
     server.close()
 
 
+TOKEN_MAX_AGE = 4.0
+
+
 @pytest.fixture(scope="module")
 def site(presence_redis, tmp_path_factory) -> Iterator[Site]:  # type: ignore[no-untyped-def]
-    made = Site(presence_redis.url, tmp_path_factory.mktemp("presence"), users=6)
+    made = Site(presence_redis.url, tmp_path_factory.mktemp("presence"), users=6,
+                token_max_age=str(TOKEN_MAX_AGE))  # fmt: skip
     yield made
     made.close()
+
+
+def cookie(session: str | None) -> dict[str, str]:
+    return {"Cookie": f"sessionid={session}"} if session else {}
+
+
+def page_token(port: int, room: str, session: str | None) -> str | None:
+    """The room token ``{% active_users_presence %}`` signs for this session on the room's
+    page (None when the tag rendered nothing)."""
+    page = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    page.request("GET", f"/room/{quote(room, safe='')}/", headers=cookie(session))
+    response = page.getresponse()
+    body = response.read().decode()
+    page.close()
+    assert response.status == 200
+    found = re.search(r'data-token="([^"]*)"', body)
+    return html.unescape(found.group(1)) if found else None
+
+
+def visitor_token(room: str, session: str) -> str:
+    """A room token for an anonymous session, signed as the tag signs it."""
+    token = sign_room_token(room, AnonymousUser(), SessionStore(session_key=session))
+    assert token is not None
+    return token
+
+
+async def open_room(port: int, room: str, session: str | None = None, token: str | None = None,
+                    origin: str | None = None) -> Any:  # fmt: skip
+    headers = cookie(session) | ({"Origin": origin} if origin else {})
+    url = f"ws://127.0.0.1:{port}/ws/presence/{quote(room, safe='')}/"
+    if token is not None:
+        url += "?token=" + quote(token, safe="")
+    return await connect(url, additional_headers=headers, open_timeout=10)
+
+
+async def refused(port: int, room: str, session: str | None = None, token: str | None = None,
+                  origin: str | None = None) -> int:  # fmt: skip
+    """The HTTP status of a handshake that must fail."""
+    with pytest.raises(InvalidStatus) as caught:
+        await open_room(port, room, session, token, origin)
+    return caught.value.response.status_code
 
 
 class Member:
@@ -131,11 +188,12 @@ class Member:
         self.beater: asyncio.Future[Any] | None = asyncio.ensure_future(self._beat())
 
     @classmethod
-    async def join(cls, port: int, room: str, session: str | None = None,
-                   period: float = 0.5) -> Member:  # fmt: skip
-        headers = {"Cookie": f"sessionid={session}"} if session else {}
-        url = f"ws://127.0.0.1:{port}/ws/presence/{quote(room, safe='')}/"
-        ws = await connect(url, additional_headers=headers, open_timeout=10)
+    async def join(cls, port: int, room: str, session: str | None = None, period: float = 0.5,
+                   token: str | None = None, origin: str | None = None) -> Member:  # fmt: skip
+        """Join with ``token``, or else the token the room's page gives ``session``."""
+        if token is None:
+            token = await asyncio.to_thread(page_token, port, room, session)
+        ws = await open_room(port, room, session, token, origin)
         member = cls(ws, period)
         await member.wait("presence.state")
         return member
@@ -242,11 +300,13 @@ async def test_a_client_that_goes_silent_is_swept_after_the_timeout(site: Site) 
 async def test_a_killed_client_process_leaves(site: Site) -> None:
     room = "killed"
     watcher = await Member.join(site.ports[0], room, site.sessions[0])
+    token = quote(page_token(site.ports[1], room, site.sessions[1]) or "", safe="")
     script = (
         "import asyncio, sys\n"
         "from websockets.asyncio.client import connect\n"
         "async def main():\n"
-        f"    ws = await connect('ws://127.0.0.1:{site.ports[1]}/ws/presence/killed/',"
+        f"    ws = await connect('ws://127.0.0.1:{site.ports[1]}/ws/presence/killed/"
+        f"?token={token}',"
         f" additional_headers={{'Cookie': 'sessionid={site.sessions[1]}'}})\n"
         "    await ws.recv()\n"
         "    print('in', flush=True)\n"
@@ -308,8 +368,8 @@ async def test_a_heartbeat_is_one_round_trip(site: Site, presence_redis) -> None
 
 @pytest.fixture(scope="module")
 def big_site(presence_redis, tmp_path_factory) -> Iterator[Site]:  # type: ignore[no-untyped-def]
-    made = Site(presence_redis.url, tmp_path_factory.mktemp("big"), users=1,
-                heartbeat="5", timeout="15", grace="1")  # fmt: skip
+    made = Site(presence_redis.url, tmp_path_factory.mktemp("big"), users=1, visitors=1002,
+                heartbeat="5", timeout="15", grace="1", anonymous="1")  # fmt: skip
     yield made
     made.close()
 
@@ -319,9 +379,12 @@ async def test_a_room_of_1000_connections_stays_within_the_count_throttle(big_si
     watcher = await Member.join(big_site.ports[0], room, big_site.sessions[0], period=5)
     started = time.monotonic()
     crowd: list[Member] = []
+    visitors = iter(big_site.visitors)
     for _ in range(10):
         crowd += await asyncio.gather(*(
-            Member.join(big_site.ports[n % 2], room, period=5) for n in range(100)
+            Member.join(big_site.ports[n % 2], room, visitor, period=5,
+                        token=visitor_token(room, visitor))
+            for n, visitor in zip(range(100), visitors)
         ))  # fmt: skip
     joined_in = time.monotonic() - started
     final = await watcher.wait("presence.count", lambda m: m["count"] == 1001, timeout=10)
@@ -347,6 +410,54 @@ async def test_a_room_of_1000_connections_stays_within_the_count_throttle(big_si
         "1,000 closed (grace 1 s)"
     )
     await watcher.close()
+
+
+async def test_anonymous_sessions_are_counted_but_not_told_who_is_there(big_site: Site) -> None:
+    room, port = "small", big_site.ports[0]
+    # A page seen without a session makes one, and signs the token for it.
+    page = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    page.request("GET", f"/room/{room}/")
+    response = page.getresponse()
+    found = re.search(r'data-token="([^"]*)"', response.read().decode())
+    session = re.search(r"sessionid=(\w+)", response.getheader("Set-Cookie") or "")
+    page.close()
+    assert found and session
+    anonymous = await Member.join(port, room, session.group(1), token=html.unescape(found[1]))
+    user = await Member.join(big_site.ports[1], room, big_site.sessions[0])
+    other = big_site.visitors[-1]
+    assert await refused(port, room, other, visitor_token(room, big_site.visitors[-2])) == 403
+    another = await Member.join(port, room, other, token=visitor_token(room, other))
+    await user.wait("presence.join", lambda m: m["count"] == 3)
+    assert user.seen("presence.join")[-1]["user"] == {"anonymous": True}
+    assert sorted(map(json.dumps, user.seen("presence.state")[0]["users"])) == [
+        '{"anonymous": true}', '{"id": "1", "name": "load0"}']  # fmt: skip
+    state = anonymous.seen("presence.state")[0]
+    assert state["count"] == 1 and state["users"] is None
+    joins = [await anonymous.wait("presence.join", lambda m, n=n: m["count"] == n) for n in (2, 3)]
+    assert all("user" not in m for m in joins)
+    for member in (another, user, anonymous):
+        await member.close()
+
+
+@pytest.fixture(scope="module")
+def hook_site(presence_redis, tmp_path_factory) -> Iterator[Site]:  # type: ignore[no-untyped-def]
+    made = Site(presence_redis.url, tmp_path_factory.mktemp("hook"), users=1, visitors=1,
+                anonymous="1", authorize="1")  # fmt: skip
+    yield made
+    made.close()
+
+
+async def test_the_authorize_hook_lets_in_whom_it_allows_without_a_token(hook_site: Site) -> None:
+    # The site's hook: rooms named staff-… are for staff (load0), the others for anyone.
+    port, staff, visitor = hook_site.ports[1], hook_site.sessions[0], hook_site.visitors[0]
+    assert page_token(port, "staff-desk", visitor) is None  # the tag asks the hook too
+    assert page_token(port, "staff-desk", staff) is not None
+    assert await refused(port, "staff-desk", visitor) == 403
+    boss = await open_room(port, "staff-desk", staff)  # no token: the hook says yes
+    anyone = await open_room(port, "hall", visitor)
+    for ws in (boss, anyone):
+        assert json.loads(await asyncio.wait_for(ws.recv(), 5))["type"] == "presence.state"
+        await ws.close()
 
 
 def test_the_page_shows_how_many_are_here_in_chromium(site: Site, chromium) -> None:  # type: ignore[no-untyped-def]
@@ -404,6 +515,56 @@ async def test_the_dashboards_counts_are_pushed_to_staff(site: Site) -> None:
     await staff.close()
 
     for headers in ({"Cookie": f"sessionid={site.sessions[1]}"}, {}):  # a member, nobody
-        with pytest.raises(InvalidStatus) as refused:
+        with pytest.raises(InvalidStatus) as caught:
             await connect(url, additional_headers=headers)
-        assert refused.value.response.status_code == 403
+        assert caught.value.response.status_code == 403
+    # Staff, but from a page of another site.
+    with pytest.raises(InvalidStatus) as caught:
+        await connect(url, additional_headers={**cookie(site.sessions[0]),
+                                               "Origin": "https://elsewhere.example"})  # fmt: skip
+    assert caught.value.response.status_code == 403
+
+
+async def test_a_room_opens_only_with_a_token_for_that_room_and_that_person(site: Site) -> None:
+    port, ada, bob = site.ports[0], site.sessions[0], site.sessions[2]
+    ada_token = page_token(port, "doc-42", ada)
+    assert ada_token is not None
+    assert page_token(port, "doc-42", None) is None  # anonymous presence is off: no tag
+    assert await refused(port, "doc-42") == 403  # anonymous, no token
+    assert await refused(port, "doc-42", token=ada_token) == 403  # anonymous, someone's token
+    assert await refused(port, "doc-42", bob) == 403  # logged in, no token
+    assert await refused(port, "doc-42", bob, ada_token) == 403  # logged in, Ada's token
+    assert await refused(port, "doc-43", ada, ada_token) == 403  # Ada, another room's token
+    forged = signing.dumps(["doc-42", "u:1"], salt=SALT, key="not-the-sites-secret-key")
+    assert await refused(port, "doc-42", ada, forged) == 403
+    assert await refused(port, "doc-42", ada, ada_token[:-2] + "xx") == 403  # altered
+    member = await Member.join(port, "doc-42", ada, token=ada_token)
+    assert member.seen("presence.state")[0]["count"] == 1
+    await member.close()
+
+
+async def test_an_expired_token_is_refused_and_an_open_socket_gets_fresh_ones(site: Site) -> None:
+    port, room, ada = site.ports[1], "long-lived", site.sessions[0]
+    signed_at = time.monotonic()
+    first = page_token(port, room, ada)
+    member = await Member.join(port, room, ada, token=first)
+    await asyncio.sleep(signed_at + TOKEN_MAX_AGE + 1.2 - time.monotonic())
+    assert await refused(port, room, ada, first) == 403  # the page's token, too old now
+    renewed = member.seen("presence.token")
+    print(f"{len(renewed)} fresh tokens in {TOKEN_MAX_AGE + 1.2:g} s (max age {TOKEN_MAX_AGE:g} s)")
+    assert len(renewed) >= 3 and renewed[-1]["max_age"] == TOKEN_MAX_AGE
+    await member.close()
+    again = await Member.join(port, room, ada, token=renewed[-1]["token"])  # a reconnect
+    assert again.seen("presence.state")[0]["count"] == 1
+    await again.close()
+
+
+async def test_a_cross_site_origin_is_refused_and_the_sites_own_accepted(site: Site) -> None:
+    port, ada = site.ports[0], site.sessions[0]
+    token = page_token(port, "origins", ada)
+    assert token is not None
+    for origin in ("https://elsewhere.example", "null", f"http://127.0.0.1:{port}.example"):
+        assert await refused(port, "origins", ada, token, origin) == 403
+    member = await Member.join(port, "origins", ada, token=token, origin=f"http://127.0.0.1:{port}")
+    assert member.seen("presence.state")[0]["users"][0]["name"] == "load0"
+    await member.close()

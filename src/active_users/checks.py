@@ -19,6 +19,7 @@
   does not import.
 - ``active_users.E015``: ``ACTIVE_USERS_BOT_USER_AGENT_PATTERN`` is not a regex.
 - ``active_users.E016``: ``ACTIVE_USERS_ACTIVITY_EVENTS`` is not a list of event names.
+- ``active_users.E017``: ``ACTIVE_USERS_PRESENCE_AUTHORIZE`` does not import.
 - ``active_users.W001``: the middleware is listed before ``AuthenticationMiddleware``.
 - ``active_users.W002``: ``ACTIVE_USERS_PROMETHEUS`` is on without ``prometheus_client``.
 """
@@ -145,6 +146,15 @@ def check_settings(**kwargs: Any) -> list[checks.CheckMessage]:
                 hint="Set ACTIVE_USERS_REDIS_URL, or make the default cache a Redis cache.",
             )
         )
+    authorize = getattr(settings, "ACTIVE_USERS_PRESENCE_AUTHORIZE", None)
+    if isinstance(authorize, str):
+        try:
+            import_string(authorize)
+        except ImportError as exc:
+            errors.append(
+                _error(f"ACTIVE_USERS_PRESENCE_AUTHORIZE {authorize!r} does not import: {exc}.",
+                       "E017")
+            )  # fmt: skip
     if _raw("PROMETHEUS") is True:
         try:
             import prometheus_client  # noqa: F401
@@ -234,6 +244,7 @@ def _event_names(value: Any) -> bool:
 BOOLEANS = (
     "TRACK_ANONYMOUS", "EXCLUDE_BOTS", "STORE_IP", "ANONYMIZE_IP", "REDIS_CLUSTER",
     "LAST_SEEN", "ADMIN", "HISTORY", "PRESENCE_ANONYMOUS", "PROMETHEUS",
+    "PRESENCE_SHOW_NAMES_TO_ANONYMOUS",
 )  # fmt: skip
 SECONDS = "a positive number of seconds"
 SECONDS_OR_ZERO = "a number of seconds, 0 or more"
@@ -250,6 +261,7 @@ RULES: list[tuple[str, Callable[[Any], bool], str, str]] = [
     ("ACTIVITY_MAX_SKEW", _positive, "E008", SECONDS),
     ("ACTIVITY_HEARTBEAT", _positive, "E008", SECONDS),
     ("FLUSH_INTERVAL", _positive, "E008", SECONDS),
+    ("PRESENCE_TOKEN_MAX_AGE", _positive, "E008", SECONDS),
     # 0: write on every request, retry a failing store at once, no grace, no throttle.
     ("TOUCH_INTERVAL", _or_none(_non_negative), "E008", SECONDS_OR_ZERO + " or None"),
     ("FAILURE_COOLDOWN", _non_negative, "E008", SECONDS_OR_ZERO),

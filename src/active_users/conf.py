@@ -230,7 +230,25 @@ class Settings:
 
     @property
     def PRESENCE_ANONYMOUS(self) -> bool:
-        return bool(self._get("PRESENCE_ANONYMOUS", True))
+        """Whether anonymous sessions may join rooms at all (they are counted, not named)."""
+        return bool(self._get("PRESENCE_ANONYMOUS", False))
+
+    @property
+    def PRESENCE_SHOW_NAMES_TO_ANONYMOUS(self) -> bool:
+        """Whether anonymous connections are told who is in a room, or only how many."""
+        return bool(self._get("PRESENCE_SHOW_NAMES_TO_ANONYMOUS", False))
+
+    @property
+    def PRESENCE_TOKEN_MAX_AGE(self) -> float:
+        """Seconds a signed room token opens its room (open connections renew theirs)."""
+        return float(self._get("PRESENCE_TOKEN_MAX_AGE", 300))
+
+    @property
+    def PRESENCE_AUTHORIZE(self) -> Callable[[Any, str], bool] | None:
+        """``(user, room) -> bool``, asked before a token is signed or renewed and for
+        connections without a token; None when not set."""
+        value = self._get("PRESENCE_AUTHORIZE", None)
+        return None if value is None else self.import_callable(value)
 
     @property
     def PRESENCE_URL(self) -> str:

@@ -1,16 +1,21 @@
 """Presence over Django Channels (the ``[channels]`` extra): a mixin and a ready consumer.
 
-``PresenceConsumer`` serves ``ws/presence/<room>/`` (``active_users.routing``). To add
-presence to a consumer of your own, mix in :class:`PresenceMixin` and call
-``join_presence(room)`` after ``accept()``, ``refresh_presence()`` on each client heartbeat
-and ``leave_presence()`` in ``disconnect()``.
+``PresenceConsumer`` serves ``ws/presence/<room>/?token=<room token>``
+(``active_users.routing``). To add presence to a consumer of your own, mix in
+:class:`PresenceMixin`, refuse the connection unless ``await presence_allowed(room)``, then
+call ``join_presence(room)`` after ``accept()``, ``refresh_presence()`` on each client
+heartbeat and ``leave_presence()`` in ``disconnect()``. Who may join which room is decided
+by ``authorize_presence()`` (see ``access.py``).
 
 Messages sent to the client (JSON): ``presence.state`` on joining (``count``, ``users`` when
 the room is small, ``heartbeat`` seconds); then ``presence.join`` / ``presence.leave``
 (``user``, ``count``) in rooms of up to ``ACTIVE_USERS_PRESENCE_LIST_LIMIT`` people, or a
 ``presence.count`` (``count``) at most every ``ACTIVE_USERS_PRESENCE_COUNT_INTERVAL``
-seconds in larger ones. The client sends ``{"type": "heartbeat"}`` every ``heartbeat``
-seconds; a connection silent for ``ACTIVE_USERS_PRESENCE_TIMEOUT`` seconds is swept.
+seconds in larger ones; ``presence.token`` (``token``, ``max_age``) on joining and then
+every third of ``ACTIVE_USERS_PRESENCE_TOKEN_MAX_AGE``, a fresh token for reconnecting.
+Anonymous connections get no names unless ``ACTIVE_USERS_PRESENCE_SHOW_NAMES_TO_ANONYMOUS``.
+The client sends ``{"type": "heartbeat"}`` every ``heartbeat`` seconds; a connection silent
+for ``ACTIVE_USERS_PRESENCE_TIMEOUT`` seconds is swept.
 """
 
 from __future__ import annotations
@@ -23,11 +28,13 @@ import time
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from channels.exceptions import DenyConnection
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
 from django.contrib.auth.models import AnonymousUser
 from django.http import HttpRequest
 
+from active_users.access import check_room_token, origin_allowed, query_token, sign_room_token
 from active_users.api import aget_active_counts
 from active_users.conf import conf
 from active_users.exceptions import StoreUnavailable
@@ -150,6 +157,42 @@ class PresenceMixin:
     scope: dict[str, Any]
     channel_name: str
     channel_layer: Any
+    _presence_allowed: str | None = None
+    _presence_names = False
+    _presence_token_at: float | None = None
+
+    def get_presence_token(self) -> str | None:
+        """The room token this connection presents: the ``token`` query parameter."""
+        return query_token(self.scope)
+
+    async def authorize_presence(self, room: str) -> bool:
+        """Whether this connection may join ``room``. By default: when it presents a valid
+        room token for this room and its person (``{% active_users_presence %}`` signs one),
+        or else when ``ACTIVE_USERS_PRESENCE_AUTHORIZE(user, room)`` says so. Override for
+        rules of your own; the origin and anonymous checks come first."""
+        user, session = self.scope.get("user"), self.scope.get("session")
+        if check_room_token(self.get_presence_token(), room, user, session):
+            return True
+        hook = conf.PRESENCE_AUTHORIZE
+        return hook is not None and bool(await sync_to_async(hook)(user or AnonymousUser(), room))
+
+    async def presence_allowed(self, room: str) -> bool:
+        """Whether this connection may join ``room``: a page of this site or no browser at
+        all (``access.origin_allowed``), a user unless ``ACTIVE_USERS_PRESENCE_ANONYMOUS``,
+        a valid room name, and ``authorize_presence(room)``. Call it before ``accept()``:
+        closing then refuses the handshake with HTTP 403."""
+        user = self.scope.get("user")
+        authenticated = user is not None and user.is_authenticated
+        try:
+            check_room(room)
+        except ValueError:
+            return False
+        if not origin_allowed(self.scope) or not (authenticated or conf.PRESENCE_ANONYMOUS):
+            return False
+        if not await self.authorize_presence(room):
+            return False
+        self._presence_allowed = room
+        return True
 
     def get_presence_person(self) -> str:
         """Who this connection is: one person per user, one per anonymous connection."""
@@ -169,7 +212,16 @@ class PresenceMixin:
         return {"anonymous": True}
 
     async def join_presence(self, room: str) -> Change:
-        self.presence_room = check_room(room)
+        """Join ``room`` and send the client its state. Raises ``DenyConnection`` (which
+        closes the connection when raised in ``connect()``) unless ``presence_allowed``."""
+        if self._presence_allowed != room and not await self.presence_allowed(room):
+            raise DenyConnection(f"not allowed in presence room {room!r}")
+        user = self.scope.get("user")
+        self._presence_names = (
+            user is not None and user.is_authenticated
+        ) or conf.PRESENCE_SHOW_NAMES_TO_ANONYMOUS
+        self._presence_token_at = None
+        self.presence_room = room
         self._presence_person = self.get_presence_person()
         self._presence_info = self.get_presence_info()
         self._presence_refreshed = 0.0
@@ -178,7 +230,7 @@ class PresenceMixin:
         change = await self._presence("join")
         large = change.present > conf.PRESENCE_LIST_LIMIT
         users = None
-        if not large:
+        if not large and self._presence_names:
             try:
                 users = await get_store().apeople(room)
             except Exception as exc:
@@ -187,7 +239,25 @@ class PresenceMixin:
             "type": "presence.state", "room": room, "count": change.present,
             "users": users, "heartbeat": conf.PRESENCE_HEARTBEAT,
         })  # fmt: skip
+        if self.get_presence_token() is not None:
+            await self.renew_presence_token()
         return change
+
+    async def renew_presence_token(self) -> None:
+        """Send the client a fresh room token, for reconnecting after the one it came with
+        expired; not when ``ACTIVE_USERS_PRESENCE_AUTHORIZE`` no longer lets it in."""
+        room = self.presence_room
+        assert room is not None
+        user, session = self.scope.get("user"), self.scope.get("session")
+        hook = conf.PRESENCE_AUTHORIZE
+        if hook is not None and not await sync_to_async(hook)(user or AnonymousUser(), room):
+            self._presence_token_at = None
+            return
+        token = sign_room_token(room, user, session)
+        self._presence_token_at = time.monotonic()
+        if token is not None:
+            max_age = conf.PRESENCE_TOKEN_MAX_AGE
+            await self.send_presence({"type": "presence.token", "token": token, "max_age": max_age})
 
     async def refresh_presence(self) -> None:
         """A heartbeat: keep this connection (and its user, in the active store) present.
@@ -198,6 +268,9 @@ class PresenceMixin:
         if now - self._presence_refreshed < conf.PRESENCE_HEARTBEAT / 2:
             return
         await self._presence("join")
+        issued = self._presence_token_at
+        if issued is not None and now - issued >= conf.PRESENCE_TOKEN_MAX_AGE / 3:
+            await self.renew_presence_token()
 
     async def leave_presence(self) -> None:
         room = self.presence_room
@@ -234,35 +307,34 @@ class PresenceMixin:
     async def send_presence(self, message: dict[str, Any]) -> None:
         await self.send(text_data=json.dumps(message, ensure_ascii=False))  # type: ignore[attr-defined]
 
-    # Channel-layer events, forwarded to the client as they are.
+    # Channel-layer events, forwarded to the client (without who, to those not shown names).
     async def presence_join(self, event: dict[str, Any]) -> None:
-        await self.send_presence(event)
+        await self.send_presence(event if self._presence_names else _unnamed(event))
 
     async def presence_leave(self, event: dict[str, Any]) -> None:
-        await self.send_presence(event)
+        await self.send_presence(event if self._presence_names else _unnamed(event))
 
     async def presence_count(self, event: dict[str, Any]) -> None:
         await self.send_presence(event)
 
 
+def _unnamed(event: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in event.items() if key != "user"}
+
+
 class PresenceConsumer(PresenceMixin, AsyncWebsocketConsumer):
     """Joins the room named in the URL (``url_route`` kwarg ``room``) and keeps the
     connection present while the client sends heartbeats. Refuses (the handshake gets
-    HTTP 403) anonymous connections unless ``ACTIVE_USERS_PRESENCE_ANONYMOUS``, and a room
-    name longer than 200 characters."""
+    HTTP 403) what ``presence_allowed`` refuses: a foreign origin, a missing, forged,
+    expired or someone else's room token, an anonymous connection unless
+    ``ACTIVE_USERS_PRESENCE_ANONYMOUS``, a room name longer than 200 characters."""
 
     def get_presence_room(self) -> str:
         return str(self.scope["url_route"]["kwargs"]["room"])
 
     async def connect(self) -> None:
-        user = self.scope.get("user")
-        if not conf.PRESENCE_ANONYMOUS and not (user is not None and user.is_authenticated):
-            await self.close()
-            return
         room = self.get_presence_room()
-        try:
-            check_room(room)
-        except ValueError:
+        if not await self.presence_allowed(room):
             await self.close()
             return
         await self.accept()
@@ -281,15 +353,17 @@ class PresenceConsumer(PresenceMixin, AsyncWebsocketConsumer):
 
 
 class DashboardConsumer(AsyncWebsocketConsumer):
-    """The admin dashboard's live counts, pushed to staff: the store is read once a second
-    per open dashboard and the counts are sent when they change (the page polls instead
-    when this route is not served)."""
+    """The admin dashboard's live counts, pushed to staff (from this site's pages or
+    clients that are not browsers): the store is read once a second per open dashboard
+    and the counts are sent when they change (the page polls instead when this route is
+    not served)."""
 
     PERIOD = 1.0
 
     async def connect(self) -> None:
         user = self.scope.get("user")
-        if not (user is not None and user.is_active and user.is_staff):
+        staff = user is not None and user.is_active and user.is_staff
+        if not (staff and origin_allowed(self.scope)):
             await self.close()
             return
         await self.accept()

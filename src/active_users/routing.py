@@ -1,16 +1,20 @@
 """WebSocket routes (the ``[channels]`` extra): add ``websocket_urlpatterns`` to your ASGI
-application's ``URLRouter``, inside Channels' ``AuthMiddlewareStack``::
+application's ``URLRouter``, inside Channels' ``AuthMiddlewareStack`` (for the user and the
+session) and ``AllowedHostsOriginValidator``::
 
     from active_users.routing import websocket_urlpatterns
 
     application = ProtocolTypeRouter({
         "http": get_asgi_application(),
-        "websocket": AuthMiddlewareStack(URLRouter(websocket_urlpatterns)),
+        "websocket": AllowedHostsOriginValidator(
+            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+        ),
     })
 
-The room is the rest of the path: ``ws/presence/<room>/`` (``ACTIVE_USERS_PRESENCE_URL``),
-percent-encoded by the client. ``ws/active-users/dashboard/`` pushes the admin dashboard's
-counts to staff.
+The room is the rest of the path: ``ws/presence/<room>/?token=<room token>``
+(``ACTIVE_USERS_PRESENCE_URL``), percent-encoded by the client; the token comes from
+``{% active_users_presence room %}``. ``ws/active-users/dashboard/`` pushes the admin
+dashboard's counts to staff.
 """
 
 import re

@@ -1,6 +1,6 @@
-"""Set up and read the load-test site: ``setup K V`` prints the users' session cookies and
-the visitors' user agents (visitors keep no cookie) as JSON (the first user is staff with
-``LOAD_FIRST_IS_STAFF=1``);
+"""Set up and read the load-test site: ``setup K V`` prints as JSON the users' session
+cookies, the visitors' user agents (visitors keep no cookie) and as many anonymous sessions
+(the first user is staff with ``LOAD_FIRST_IS_STAFF=1``);
 ``counts`` prints the active counts as JSON."""
 
 import json
@@ -28,7 +28,7 @@ if sys.argv[1] == "setup":
     call_command("migrate", verbosity=0)
     api.clear_active_users()
     User = get_user_model()
-    cookies = {"users": [], "visitors": []}
+    cookies = {"users": [], "visitors": [], "anonymous_sessions": []}
     for n in range(users):
         staff = n == 0 and os.environ.get("LOAD_FIRST_IS_STAFF") == "1"
         user = User.objects.create_user(f"load{n}", is_staff=staff)
@@ -39,6 +39,12 @@ if sys.argv[1] == "setup":
         session.create()
         cookies["users"].append(session.session_key)
     cookies["visitors"] = [f"LoadVisitor/{n}" for n in range(visitors)]
+    # Anonymous sessions (presence rooms that let anonymous visitors in sign for one).
+    for _ in range(visitors):
+        session = SessionStore()
+        session["anonymous"] = True
+        session.create()
+        cookies["anonymous_sessions"].append(session.session_key)
     print(json.dumps(cookies))
 elif sys.argv[1] == "counts":
     counts = api.get_active_counts()

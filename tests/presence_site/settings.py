@@ -1,5 +1,6 @@
-"""The test project served by uvicorn for the presence tests; Redis, key prefix, database
-and timings from the environment (PRESENCE_*)."""
+"""The test project served by uvicorn for the presence tests; Redis, key prefix, database,
+timings, token max age, anonymous presence and the authorize hook from the environment
+(PRESENCE_*)."""
 
 import os
 
@@ -20,6 +21,10 @@ ACTIVE_USERS_PRESENCE_HEARTBEAT = float(os.environ.get("PRESENCE_HEARTBEAT", "0.
 ACTIVE_USERS_PRESENCE_TIMEOUT = float(os.environ.get("PRESENCE_TIMEOUT", "2"))
 ACTIVE_USERS_PRESENCE_GRACE = float(os.environ.get("PRESENCE_GRACE", "1"))
 ACTIVE_USERS_PRESENCE_LIST_LIMIT = 50
+ACTIVE_USERS_PRESENCE_TOKEN_MAX_AGE = float(os.environ.get("PRESENCE_TOKEN_MAX_AGE", "300"))
+ACTIVE_USERS_PRESENCE_ANONYMOUS = os.environ.get("PRESENCE_ANONYMOUS") == "1"
+if os.environ.get("PRESENCE_AUTHORIZE") == "1":
+    ACTIVE_USERS_PRESENCE_AUTHORIZE = "tests.presence_site.urls.authorize"
 ACTIVE_USERS_PRESENCE_COUNT_INTERVAL = 1
 CHANNEL_LAYERS = {
     "default": {

@@ -1,7 +1,8 @@
 """``{% load active_users %}``: live counts and lists, last seen and online status.
 
 Tags: ``{% active_users_tracker %}`` (the client-side activity script),
-``{% active_users_presence room %}`` ("N here now", live over a WebSocket),
+``{% active_users_presence room %}`` ("N here now", live over a WebSocket, for viewers
+let into the room),
 ``{% active_users_count %}``, ``{% active_users_list as entries %}`` (read the store;
 they render nothing useful to people who may not see user data: see
 ``ACTIVE_USERS_API_PERMISSION``). Filters on a user: ``last_seen`` (datetime or None),
@@ -16,6 +17,7 @@ from typing import Any
 from urllib.parse import quote
 
 from django import template
+from django.contrib.auth.models import AnonymousUser
 from django.contrib.humanize.templatetags.humanize import naturaltime
 from django.middleware.csrf import get_token
 from django.templatetags.static import static
@@ -24,6 +26,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext as _
 
 from active_users import api, last_seen
+from active_users.access import sign_room_token
 from active_users.conf import conf
 from active_users.exceptions import StoreUnavailable
 from active_users.permissions import has_api_permission
@@ -71,18 +74,42 @@ def active_users_tracker(context: template.Context, endpoint: str | None = None)
 
 
 @register.simple_tag(takes_context=True)
-def active_users_presence(context: template.Context, room: str) -> str:
+def active_users_presence(context: template.Context, room: Any) -> str:
     """ "N here now" for ``room``, kept live by ``presence.js`` over the presence WebSocket
     (``active_users.routing``); the element gets ``data-count`` and the page an
-    ``active-users-presence`` event with each message, for richer displays."""
+    ``active-users-presence`` event with each message, for richer displays.
+
+    Rendering the tag lets the viewer into the room: it signs a room token for them (see
+    ``active_users.access``). It renders nothing for a viewer who may not join: anonymous
+    while ``ACTIVE_USERS_PRESENCE_ANONYMOUS`` is off, or refused by
+    ``ACTIVE_USERS_PRESENCE_AUTHORIZE``. Its output is for one viewer: never cache it
+    across users."""
     request = context.get("request")
-    nonce = getattr(request, "csp_nonce", None) if request is not None else None
+    if request is None:
+        return ""
+    user = getattr(request, "user", None) or AnonymousUser()
+    session = getattr(request, "session", None)
+    if not user.is_authenticated and (not conf.PRESENCE_ANONYMOUS or session is None):
+        return ""
+    hook = conf.PRESENCE_AUTHORIZE
+    if hook is not None and not hook(user, str(room)):
+        return ""
+    if session is not None and not user.is_authenticated and not session.session_key:
+        session.save()  # the token is bound to the session: make one now
+        session.modified = True  # and send its cookie
+    token = sign_room_token(room, user, session)
+    if token is None:
+        return ""
+    nonce = getattr(request, "csp_nonce", None)
     return format_html(
         '<span class="active-users-presence" data-active-users-presence data-url="/{}{}/"'
-        ' data-heartbeat="{}"><span data-count>1</span> {}</span>'
+        ' data-token="{}" data-token-max-age="{}" data-heartbeat="{}"><span data-count>1'
+        "</span> {}</span>"
         '<script src="{}"{} defer></script>',
         conf.PRESENCE_URL,
-        quote(room, safe=""),
+        quote(str(room), safe=""),
+        token,
+        f"{conf.PRESENCE_TOKEN_MAX_AGE:g}",
         f"{conf.PRESENCE_HEARTBEAT:g}",
         _("here now"),
         static("active_users/presence.js"),
