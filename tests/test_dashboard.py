@@ -103,8 +103,16 @@ def test_top_pages_count_distinct_sessions_of_the_last_minutes(make_user) -> Non
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 15.0, what: str = "") -> None:
+    from selenium.common.exceptions import NoSuchElementException
+
+    def met() -> bool:
+        try:
+            return condition()
+        except NoSuchElementException:  # the next page is not there yet
+            return False
+
     deadline = time.monotonic() + timeout
-    while not condition():
+    while not met():
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what or 'the browser'}")
         time.sleep(0.1)
