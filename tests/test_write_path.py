@@ -17,25 +17,12 @@ from django.test import Client, override_settings
 from active_users import api
 from active_users.backends import Presence, get_backend
 from active_users.backends.buffer import buffer
-from active_users.keys import ActiveUserEntry
 from active_users.signals import user_became_active
 from tests.redis_server import RedisServer
 
 ROOT = Path(__file__).resolve().parent.parent
 # Every request past the first is a refresh (no throttle), written by the next flush.
 REFRESH_EVERY_REQUEST = {"ACTIVE_USERS_TOUCH_INTERVAL": 0, "ACTIVE_USERS_KEY_EXPIRE": 60}
-
-
-class ServiceEntry(ActiveUserEntry):
-    """The README's example: a field that comes from a request header."""
-
-    fields = ("service_id", *ActiveUserEntry.fields)
-
-    @classmethod
-    def create_from_request(cls, request):  # type: ignore[no-untyped-def]
-        instance = super().create_from_request(request)
-        instance.service_id = request.META.get("HTTP_SERVICE_ID", "")
-        return instance
 
 
 def stored_time(user) -> float | None:  # type: ignore[no-untyped-def]
@@ -240,7 +227,7 @@ def test_logging_out_after_an_address_change_leaves_no_entry(make_user) -> None:
 
 
 @pytest.mark.usefixtures("backend_name")
-@override_settings(ACTIVE_USERS_KEY_CLASS="tests.test_write_path.ServiceEntry")
+@override_settings(ACTIVE_USERS_KEY_CLASS="tests.test_middleware.ServiceEntry")
 def test_logging_out_finds_entries_whose_fields_come_from_headers(make_user) -> None:
     make_user("service")
     browser = Client()

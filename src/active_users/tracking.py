@@ -117,8 +117,10 @@ class Tracker:
         user = getattr(request, "user", None)
         return isinstance(user, LazyObject) and user._wrapped is empty
 
-    def observe(self, request: HttpRequest) -> Observed | None:
-        """What ``request`` marks active, with its key; None when excluded."""
+    def observe(self, request: HttpRequest, refresh: bool = False) -> Observed | None:
+        """What ``request`` marks active, with its key; None when excluded. With ``refresh``,
+        also None when this process wrote it lately (its refresh, when due, is handed to the
+        write-behind buffer): what is returned then is a first touch, to write at once."""
         policy = self.policy
         if policy.exclude_url is not None and policy.exclude_url.search(request.path):
             return None
@@ -126,8 +128,19 @@ class Tracker:
         if user is not None and user.is_authenticated:
             if policy.exclude_users and policy.excludes_user(user):
                 return None
-            return self._user_key(request, user, policy), self._user_presence(request, user)
-        return self._visitor(request, policy)
+            key = self._user_key(request, user, policy)
+            if refresh and key is not None and self._refreshed(key, policy):
+                return None
+            presence = self._user_presence(request, user)
+            if key is None:
+                key = (presence.user_id, presence.member, presence.session)
+                if refresh and self._refreshed(key, policy):
+                    return None
+            return key, presence
+        observed = self._visitor(request, policy)
+        if refresh and observed is not None and self._refreshed(observed[0], policy):
+            return None
+        return observed
 
     def _user_key(self, request: HttpRequest, user: Any, policy: Policy) -> Hashable | None:
         # The default entry is fixed by these request values: a repeated request is
@@ -155,30 +168,6 @@ class Tracker:
         day = int(time.time() // DAY)
         key = ("visitor", day, meta.get("REMOTE_ADDR"), meta.get("HTTP_X_FORWARDED_FOR"), agent)
         return key, Presence(visitor_id(request, day))
-
-    def first_touch(self, request: HttpRequest) -> Observed | None:
-        """The presence to write at once, or None: excluded, refreshed lately, or handed to
-        the write-behind buffer."""
-        policy = self.policy
-        if policy.exclude_url is not None and policy.exclude_url.search(request.path):
-            return None
-        user = getattr(request, "user", None)
-        if user is not None and user.is_authenticated:
-            if policy.exclude_users and policy.excludes_user(user):
-                return None
-            key = self._user_key(request, user, policy)
-            if key is not None and self._refreshed(key, policy):
-                return None
-            presence = self._user_presence(request, user)
-            if key is None:
-                key = (presence.user_id, presence.member, presence.session)
-                if self._refreshed(key, policy):
-                    return None
-            return key, presence
-        observed = self._visitor(request, policy)
-        if observed is None or self._refreshed(observed[0], policy):
-            return None
-        return observed
 
     def _refreshed(self, key: Hashable, policy: Policy) -> bool:
         """Whether ``key`` needs no write now: written lately, or its refresh buffered."""
@@ -218,7 +207,7 @@ class Tracker:
     def track(self, request: HttpRequest) -> None:
         """Record ``request``; never raises."""
         try:
-            observed = self.first_touch(request)
+            observed = self.observe(request, refresh=True)
         except Exception:
             logger.exception("active_users: could not build the entry for %s", request.path)
             return
@@ -243,9 +232,9 @@ class Tracker:
         """Async twin of :meth:`track`."""
         try:
             if self.needs_sync_context(request):
-                observed = await sync_to_async(self.first_touch)(request)
+                observed = await sync_to_async(self.observe)(request, refresh=True)
             else:
-                observed = self.first_touch(request)
+                observed = self.observe(request, refresh=True)
         except Exception:
             logger.exception("active_users: could not build the entry for %s", request.path)
             return

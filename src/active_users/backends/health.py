@@ -69,12 +69,7 @@ def _failed(exc: Exception) -> StoreUnavailable:
 
 
 @contextmanager
-def reading() -> Iterator[None]:
-    """Guard a read: :class:`StoreUnavailable` when the store fails or is known down."""
-    from active_users.backends.buffer import buffer
-
-    _refuse_while_open()
-    buffer.flush()
+def _guarded() -> Iterator[None]:
     try:
         yield
     except (ValueError, TypeError, StoreUnavailable):
@@ -82,6 +77,17 @@ def reading() -> Iterator[None]:
     except Exception as exc:
         raise _failed(exc) from exc
     breaker.succeeded()
+
+
+@contextmanager
+def reading() -> Iterator[None]:
+    """Guard a read: :class:`StoreUnavailable` when the store fails or is known down."""
+    from active_users.backends.buffer import buffer
+
+    _refuse_while_open()
+    buffer.flush()
+    with _guarded():
+        yield
 
 
 @asynccontextmanager
@@ -91,13 +97,8 @@ async def areading() -> AsyncIterator[None]:
 
     _refuse_while_open()
     await buffer.aflush()
-    try:
+    with _guarded():
         yield
-    except (ValueError, TypeError, StoreUnavailable):
-        raise
-    except Exception as exc:
-        raise _failed(exc) from exc
-    breaker.succeeded()
 
 
 def _setting_changed(*, setting: str, **kwargs: Any) -> None:
