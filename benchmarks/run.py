@@ -191,17 +191,20 @@ class Bench:
 
 
 def warm(port: int, cookies: list[str], rounds: int, connections: int = 8) -> None:
-    """Request every session ``rounds`` times over ``connections`` keep-alive connections."""
+    """Request every session ``rounds`` times from ``connections`` threads."""
     import http.client
     import threading
 
     def browse(mine: list[str]) -> None:
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        # A connection of its own per request: a kept-alive one stays with one worker, and
+        # each user must meet every worker.
         for _ in range(rounds):
             for cookie in mine:
-                connection.request("GET", "/", headers={"Cookie": f"sessionid={cookie}"})
+                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                connection.request("GET", "/", headers={"Cookie": f"sessionid={cookie}",
+                                                        "Connection": "close"})  # fmt: skip
                 connection.getresponse().read()
-        connection.close()
+                connection.close()
 
     threads = [threading.Thread(target=browse, args=(cookies[n::connections],))
                for n in range(connections)]  # fmt: skip

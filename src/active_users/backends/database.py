@@ -139,13 +139,10 @@ class DatabaseBackend(BaseBackend):
                     rows[row.key] = row
         ordered = [rows[key] for key in sorted(rows)]
         marks = self._unnoted(items) if conf.HISTORY else {}
-        postgresql = connections[self.alias].vendor == "postgresql"
 
         def write() -> None:
             with transaction.atomic(using=self.alias):
-                if postgresql:
-                    with connections[self.alias].cursor() as cursor:
-                        cursor.execute("SET LOCAL synchronous_commit TO OFF")
+                self._commit_without_waiting()
                 self._upsert(ordered)
                 if marks:
                     self.unique_model.objects.using(self.alias).bulk_create(
@@ -180,19 +177,24 @@ class DatabaseBackend(BaseBackend):
     def touch(self, presence: Presence, now: float | None = None) -> bool:
         moment = _datetime(time.time() if now is None else now)
         rows = self._rows(presence, moment)
-        connection = connections[self.alias]
-        if connection.vendor != "postgresql":
+        # One transaction, one commit (one fsync on SQLite), except on InnoDB, where one
+        # transaction around the statements deadlocks concurrent touches.
+        if connections[self.alias].vendor == "mysql":
             return self._write(presence, rows, now, _retrying)
         return _retrying(lambda: self._write_in_transaction(presence, rows, now))
 
     def _write_in_transaction(self, presence: Presence, rows: list[Any], now: float | None) -> bool:
         with transaction.atomic(using=self.alias):
-            # Presence is fleeting: a crash may lose the last few milliseconds of it, and in
-            # exchange the commit does not wait for the WAL to reach the disk. (Only here:
-            # on InnoDB, one transaction around both statements deadlocks concurrent touches.)
-            with connections[self.alias].cursor() as cursor:
-                cursor.execute("SET LOCAL synchronous_commit TO OFF")
+            self._commit_without_waiting()
             return self._write(presence, rows, now, lambda call: call())
+
+    def _commit_without_waiting(self) -> None:
+        """Presence is fleeting: on PostgreSQL a crash may lose the last few milliseconds of
+        it, and in exchange the commit does not wait for the WAL to reach the disk."""
+        connection = connections[self.alias]
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL synchronous_commit TO OFF")
 
     def _write(self, presence: Presence, rows: list[Any], now: float | None, run: Any) -> bool:
         """The touch's statements, each through ``run`` (which retries deadlocks when each
