@@ -103,12 +103,13 @@ def _fresh_tracker(request: pytest.FixtureRequest) -> Iterator[None]:
     tracker.forget()
 
 
-def _redis_backend(url: str, cluster: bool = False) -> Iterator[dict[str, object]]:
+def _redis_backend(url: str, cluster: bool = False, shards: int = 1) -> Iterator[dict[str, object]]:
     """Settings for the Redis backend under a key prefix of this test's own."""
     values = {
         "ACTIVE_USERS_BACKEND": "redis",
         "ACTIVE_USERS_REDIS_URL": url,
         "ACTIVE_USERS_REDIS_CLUSTER": cluster,
+        "ACTIVE_USERS_REDIS_SHARDS": shards,
         "ACTIVE_USERS_KEY_PREFIX": key_prefix(),
     }
     with override_settings(**values):
@@ -139,10 +140,19 @@ def redis_cluster_settings(redis_cluster_url: str) -> Iterator[dict[str, object]
     yield from _redis_backend(redis_cluster_url, cluster=True)
 
 
-@pytest.fixture(params=["database", "redis", "redis-cluster"])
+@pytest.fixture
+def redis_sharded_settings(redis_cluster_url: str) -> Iterator[dict[str, object]]:
+    """The Redis backend on the Cluster with its live sets in 16 shards."""
+    yield from _redis_backend(redis_cluster_url, cluster=True, shards=16)
+
+
+@pytest.fixture(params=["database", "redis", "redis-cluster", "redis-sharded"])
 def backend_name(request: pytest.FixtureRequest) -> Iterator[str]:
-    """Runs a test once per backend, with that backend configured."""
-    if request.param == "redis-cluster":
+    """Runs a test once per backend, with that backend configured (``redis-sharded``: on
+    the Cluster, ``REDIS_SHARDS = 16``)."""
+    if request.param == "redis-sharded":
+        request.getfixturevalue("redis_sharded_settings")
+    elif request.param == "redis-cluster":
         request.getfixturevalue("redis_cluster_settings")
     elif request.param == "redis":
         request.getfixturevalue("redis_settings")

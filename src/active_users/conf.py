@@ -154,6 +154,11 @@ class Settings:
         return bool(self._get("REDIS_CLUSTER", False))
 
     @property
+    def REDIS_SHARDS(self) -> int:
+        """Shards of the Redis backend's live sets (``backends/shards.py``); 1 is unsharded."""
+        return int(self._get("REDIS_SHARDS", 1))
+
+    @property
     def FAILURE_COOLDOWN(self) -> float:
         return float(self._get("FAILURE_COOLDOWN", 5.0))
 

@@ -6,17 +6,21 @@
 # not yet seen today to the day's and the month's HyperLogLogs. Each user entry's session
 # (keyed hash) maps to its members in a hash, so that logging out finds them all; the
 # sessions' last touch times let the hash be trimmed with the entries.
-# KEYS: entries, visitors, users, users' day HLL, users' month HLL, visitors' day HLL,
-# visitors' month HLL, sessions, session times.
+# KEYS: entries, visitors, users, sessions, session times (one shard's), then the users' day
+# HLL, users' month HLL, visitors' day HLL, visitors' month HLL when they share the shard's
+# hash tag (unsharded); without them the people first seen today are returned instead.
 # ARGV: entries cutoff, users cutoff, entries TTL, users TTL, offline-before, start of today
 # ('' with history off), day's HLL TTL, month's HLL TTL, then per presence: time, member,
 # user id ('' for a visitor), session ('' for none).
-# Returns how many users came back from offline.
+# Returns {how many users came back from offline, users first seen today, visitors first
+# seen today} (both lists empty when the script added them to the HLLs itself).
 TOUCH_SCRIPT = r"""
 local today = tonumber(ARGV[6])
 local offline_before = tonumber(ARGV[5])
 local came_back = 0
 local wrote = {}
+local hlls = #KEYS == 9
+local new_users, new_visitors = {}, {}
 local function first_today(previous)
   return today and ((not previous) or tonumber(previous) < today)
 end
@@ -24,9 +28,13 @@ for i = 9, #ARGV, 4 do
   local score, member, uid, session = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
   if uid == '' then
     if today and first_today(redis.call('ZSCORE', KEYS[2], member)) then
-      redis.call('PFADD', KEYS[6], member)
-      redis.call('PFADD', KEYS[7], member)
-      wrote.visitors_seen = true
+      if hlls then
+        redis.call('PFADD', KEYS[8], member)
+        redis.call('PFADD', KEYS[9], member)
+        wrote.visitors_seen = true
+      else
+        new_visitors[#new_visitors + 1] = member
+      end
     end
     redis.call('ZADD', KEYS[2], 'GT', score, member)
     wrote.visitors = true
@@ -34,9 +42,13 @@ for i = 9, #ARGV, 4 do
     redis.call('ZADD', KEYS[1], 'GT', score, member)
     local previous = redis.call('ZSCORE', KEYS[3], uid)
     if first_today(previous) then
-      redis.call('PFADD', KEYS[4], uid)
-      redis.call('PFADD', KEYS[5], uid)
-      wrote.users_seen = true
+      if hlls then
+        redis.call('PFADD', KEYS[6], uid)
+        redis.call('PFADD', KEYS[7], uid)
+        wrote.users_seen = true
+      else
+        new_users[#new_users + 1] = uid
+      end
     end
     if (not previous) or tonumber(previous) < offline_before then
       came_back = came_back + 1
@@ -44,13 +56,13 @@ for i = 9, #ARGV, 4 do
     redis.call('ZADD', KEYS[3], 'GT', score, uid)
     wrote.entries = true
     if session ~= '' then
-      local known = redis.call('HGET', KEYS[8], session)
+      local known = redis.call('HGET', KEYS[4], session)
       if not known then
-        redis.call('HSET', KEYS[8], session, member)
+        redis.call('HSET', KEYS[4], session, member)
       elseif not string.find('\n' .. known .. '\n', '\n' .. member .. '\n', 1, true) then
-        redis.call('HSET', KEYS[8], session, known .. '\n' .. member)
+        redis.call('HSET', KEYS[4], session, known .. '\n' .. member)
       end
-      redis.call('ZADD', KEYS[9], 'GT', score, session)
+      redis.call('ZADD', KEYS[5], 'GT', score, session)
       wrote.sessions = true
     end
   end
@@ -66,23 +78,23 @@ if wrote.visitors then
   redis.call('EXPIRE', KEYS[2], ARGV[3])
 end
 if wrote.sessions then
-  local old = redis.call('ZRANGEBYSCORE', KEYS[9], '-inf', ARGV[1], 'LIMIT', 0, 100)
+  local old = redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', ARGV[1], 'LIMIT', 0, 100)
   if #old > 0 then
-    redis.call('HDEL', KEYS[8], unpack(old))
-    redis.call('ZREM', KEYS[9], unpack(old))
+    redis.call('HDEL', KEYS[4], unpack(old))
+    redis.call('ZREM', KEYS[5], unpack(old))
   end
-  redis.call('EXPIRE', KEYS[8], ARGV[3])
-  redis.call('EXPIRE', KEYS[9], ARGV[3])
+  redis.call('EXPIRE', KEYS[4], ARGV[3])
+  redis.call('EXPIRE', KEYS[5], ARGV[3])
 end
 if wrote.users_seen then
-  redis.call('EXPIRE', KEYS[4], ARGV[7])
-  redis.call('EXPIRE', KEYS[5], ARGV[8])
-end
-if wrote.visitors_seen then
   redis.call('EXPIRE', KEYS[6], ARGV[7])
   redis.call('EXPIRE', KEYS[7], ARGV[8])
 end
-return came_back
+if wrote.visitors_seen then
+  redis.call('EXPIRE', KEYS[8], ARGV[7])
+  redis.call('EXPIRE', KEYS[9], ARGV[8])
+end
+return {came_back, new_users, new_visitors}
 """
 
 # Logging out: remove every entry of a session. KEYS: entries, sessions, session times.

@@ -1,6 +1,8 @@
 """Redis backend: sorted sets scored by last activity.
 
-Keys (all share the ``{prefix}`` Cluster hash tag, so they live in one slot):
+Keys (all share the ``{prefix}`` Cluster hash tag, so they live in one slot; with
+``REDIS_SHARDS`` > 1 the first five are split into shards, each under a tag of its own, see
+``backends/shards.py``):
 
 - ``{prefix}:entries``  member = entry's stored form, score = last touch
 - ``{prefix}:users``    member = ``str(user.pk)``,   score = last touch (distinct users)
@@ -37,16 +39,16 @@ from redis.backoff import NoBackoff
 from redis.commands.core import AsyncScript
 from redis.retry import Retry
 
+from active_users.backends import shards
 from active_users.backends.base import (
     BaseBackend,
     Counts,
+    Day,
     Page,
     Presence,
     Sample,
     Uniques,
     day_of,
-    decode_cursor,
-    encode_cursor,
     is_redis_cache,
     month_starts,
 )
@@ -108,16 +110,16 @@ class RedisBackend(BaseBackend):
             asyncio.AbstractEventLoop, tuple[aioredis.Redis, AsyncScript]
         ] = weakref.WeakKeyDictionary()
         tag = "{" + conf.KEY_PREFIX + "}"
-        self.entries_key = f"{tag}:entries"
-        self.users_key = f"{tag}:users"
-        self.visitors_key = f"{tag}:visitors"
+        self.shards = conf.REDIS_SHARDS
+        self.live = [shards.live_keys(t) for t in shards.tags(conf.KEY_PREFIX, self.shards)]
+        # The first shard's (every key, unsharded).
+        self.entries_key, self.users_key, self.visitors_key = self.live[0][:3]
+        self.sessions_key, self.session_times_key = self.live[0][3:]
         self.flush_lock_key = f"{tag}:last_seen_lock"
         self.flushed_key = f"{tag}:last_seen_flushed"
         self.minutes_key = f"{tag}:history:minutes"
         self.hours_key = f"{tag}:history:hours"
         self.uniques_prefix = f"{tag}:uniques"
-        self.sessions_key = f"{tag}:sessions"
-        self.session_times_key = f"{tag}:session_times"
         self._touch_script = self.client.register_script(TOUCH_SCRIPT)
         self._sample_script = self.client.register_script(SAMPLE_SCRIPT)
         self._uniques_script = self.client.register_script(UNIQUES_SCRIPT)
@@ -160,25 +162,31 @@ class RedisBackend(BaseBackend):
     def _unique_key(self, kind: str, label: str) -> str:
         return f"{self.uniques_prefix}:{kind}:{label}"
 
+    def _shard(self, presence: Presence) -> int:
+        return shards.shard_of(presence.user_id or presence.member, self.shards)
+
     def _touch_calls(
         self, items: list[tuple[Presence, float]]
-    ) -> list[tuple[list[str], list[Any]]]:
-        """The touch script's calls for ``items``: one per day (a flush may straddle midnight)
-        and per ``CHUNK`` presences, so that no call holds Redis for long."""
-        by_day: dict[Any, list[tuple[Presence, float]]] = {}
+    ) -> list[tuple[list[str], list[Any], Day]]:
+        """The touch script's calls for ``items``: one per day (a flush may straddle
+        midnight), per shard and per ``CHUNK`` presences, so that no call holds Redis for
+        long."""
+        by_call: dict[tuple[Day, int], list[tuple[Presence, float]]] = {}
         for presence, when in items:
-            by_day.setdefault(day_of(when), []).append((presence, when))
+            by_call.setdefault((day_of(when), self._shard(presence)), []).append((presence, when))
         expire, retention = conf.KEY_EXPIRE, conf.users_retention
         kept = conf.HISTORY_DAY_RETENTION * DAY
         calls = []
-        for day, group in by_day.items():
-            keys = [
-                self.entries_key, self.visitors_key, self.users_key,
-                self._unique_key("users", day.label), self._unique_key("users", day.month_label),
-                self._unique_key("visitors", day.label),
-                self._unique_key("visitors", day.month_label),
-                self.sessions_key, self.session_times_key,
-            ]  # fmt: skip
+        for (day, shard), group in by_call.items():
+            live = self.live[shard]
+            keys = [live.entries, live.visitors, live.users, live.sessions, live.session_times]
+            if self.shards == 1:  # the uniques share the tag: the script adds to them
+                keys += [
+                    self._unique_key("users", day.label),
+                    self._unique_key("users", day.month_label),
+                    self._unique_key("visitors", day.label),
+                    self._unique_key("visitors", day.month_label),
+                ]
             for first in range(0, len(group), CHUNK):
                 chunk = group[first : first + CHUNK]
                 now = max(when for _, when in chunk)
@@ -190,114 +198,193 @@ class RedisBackend(BaseBackend):
                 ]  # fmt: skip
                 for presence, when in chunk:
                     args += [repr(when), presence.member, presence.user_id, presence.session]
-                calls.append((keys, args))
+                calls.append((keys, args, day))
         return calls
 
+    def _unique_writes(
+        self, calls: list[tuple[list[str], list[Any], Day]], results: list[Any]
+    ) -> list[tuple[str, list[Any], int]]:
+        """Sharded, the people a touch saw first today go to the day's and month's
+        HyperLogLogs under ``{prefix}`` in a second round trip: once per person and day."""
+        writes = []
+        for (_, args, day), (_, users, visitors) in zip(calls, results):
+            for kind, found in (("users", users), ("visitors", visitors)):
+                if found:
+                    writes.append((self._unique_key(kind, day.label), found, args[6]))
+                    writes.append((self._unique_key(kind, day.month_label), found, args[7]))
+        return writes
+
+    def _write_uniques(
+        self, calls: list[tuple[list[str], list[Any], Day]], results: list[Any]
+    ) -> None:
+        writes = self._unique_writes(calls, results)
+        if writes:
+            pipe = self.client.pipeline(transaction=False)
+            for key, found, ttl in writes:
+                pipe.pfadd(key, *found)
+                pipe.expire(key, ttl)
+            pipe.execute()
+
+    def _run(self, script: Any, calls: list[tuple[list[str], list[Any]]]) -> list[Any]:
+        """Run a script once per call, in one pipeline per node."""
+        if len(calls) == 1:
+            [(keys, args)] = calls
+            return [script(keys=keys, args=args, client=self.client)]
+        groups: dict[Any, list[int]] = {}
+        for n, (keys, _) in enumerate(calls):
+            # A Cluster pipeline refuses scripts: each node gets a plain pipeline of its own.
+            node = self.client.get_node_from_key(keys[0]) if conf.REDIS_CLUSTER else None
+            groups.setdefault(node, []).append(n)
+        results: list[Any] = [None] * len(calls)
+        for node, numbers in groups.items():
+            pipe = (node.redis_connection if node else self.client).pipeline(transaction=False)
+            for n in numbers:
+                script(keys=calls[n][0], args=calls[n][1], client=pipe)
+            for n, result in zip(numbers, pipe.execute(raise_on_error=False)):
+                results[n] = result
+        for n, result in enumerate(results):
+            if isinstance(result, redis.ResponseError):  # a slot moved: the client follows
+                results[n] = script(keys=calls[n][0], args=calls[n][1], client=self.client)
+            elif isinstance(result, Exception):
+                raise result
+        return results
+
     def touch(self, presence: Presence, now: float | None = None) -> bool:
-        [(keys, args)] = self._touch_calls([(presence, time.time() if now is None else now)])
-        return bool(self._touch_script(keys=keys, args=args, client=self.client))
+        calls = self._touch_calls([(presence, time.time() if now is None else now)])
+        [(keys, args, _)] = calls
+        result = self._touch_script(keys=keys, args=args, client=self.client)
+        self._write_uniques(calls, [result])
+        return bool(result[0])
 
     async def atouch(self, presence: Presence, now: float | None = None) -> bool:
-        [(keys, args)] = self._touch_calls([(presence, time.time() if now is None else now)])
+        calls = self._touch_calls([(presence, time.time() if now is None else now)])
+        [(keys, args, _)] = calls
         client, script = self._async()
-        return bool(await script(keys=keys, args=args, client=client))
+        result = await script(keys=keys, args=args, client=client)
+        writes = self._unique_writes(calls, [result])
+        if writes:
+            pipe = client.pipeline(transaction=False)
+            for key, found, ttl in writes:
+                pipe.pfadd(key, *found)
+                pipe.expire(key, ttl)
+            await pipe.execute()
+        return bool(result[0])
 
     def touch_many(self, items: list[tuple[Presence, float]]) -> None:
         calls = self._touch_calls(items)
-        if conf.REDIS_CLUSTER or len(calls) == 1:  # one slot: one node either way
-            for keys, args in calls:
-                self._touch_script(keys=keys, args=args, client=self.client)
-            return
-        pipe = self.client.pipeline(transaction=False)
-        for keys, args in calls:
-            self._touch_script(keys=keys, args=args, client=pipe)
-        pipe.execute()
+        if calls:
+            results = self._run(self._touch_script, [(keys, args) for keys, args, _ in calls])
+            self._write_uniques(calls, results)
 
     def remove_session(self, session: str) -> None:
+        # The session's shard is its user's, which a logout's session hash does not name:
+        # each shard is asked (one pipeline; one call unsharded).
         if session:
-            self._remove_session_script(
-                keys=[self.entries_key, self.sessions_key, self.session_times_key],
-                args=[session],
-                client=self.client,
-            )
+            calls = [([k.entries, k.sessions, k.session_times], [session]) for k in self.live]
+            self._run(self._remove_session_script, calls)
 
-    def _count_commands(self, pipe: Any, now: float | None) -> None:
+    def _count_commands(self, pipe: Any, now: float | None, kinds: int = 3) -> None:
         low = f"({self.cutoff(now)!r}"
-        for key in (self.entries_key, self.users_key, self.visitors_key):
-            pipe.zcount(key, low, "+inf")
+        for live in self.live:
+            for key in live[:kinds]:
+                pipe.zcount(key, low, "+inf")
+
+    def _counts_of(self, found: list[int]) -> Counts:
+        return Counts(sum(found[0::3]), sum(found[1::3]), sum(found[2::3]))
 
     def counts(self, now: float | None = None) -> Counts:
         pipe = self.client.pipeline(transaction=False)
         self._count_commands(pipe, now)
-        return Counts(*pipe.execute())
+        return self._counts_of(pipe.execute())
 
     async def acounts(self, now: float | None = None) -> Counts:
         pipe = self.aclient.pipeline(transaction=False)
         self._count_commands(pipe, now)
-        return Counts(*await pipe.execute())
+        return self._counts_of(await pipe.execute())
 
     def count(self, now: float | None = None) -> int:
-        return int(self.client.zcount(self.entries_key, f"({self.cutoff(now)!r}", "+inf"))
+        if self.shards == 1:
+            return int(self.client.zcount(self.entries_key, f"({self.cutoff(now)!r}", "+inf"))
+        pipe = self.client.pipeline(transaction=False)
+        self._count_commands(pipe, now, kinds=1)
+        return sum(pipe.execute())
 
     async def acount(self, now: float | None = None) -> int:
-        return int(await self.aclient.zcount(self.entries_key, f"({self.cutoff(now)!r}", "+inf"))
+        if self.shards == 1:
+            low = f"({self.cutoff(now)!r}"
+            return int(await self.aclient.zcount(self.entries_key, low, "+inf"))
+        pipe = self.aclient.pipeline(transaction=False)
+        self._count_commands(pipe, now, kinds=1)
+        return sum(await pipe.execute())
 
-    # Paging: the cursor is (score of the last item, how many items with exactly that score
-    # were already given). Items with equal scores come in a fixed (lexical) order, so
-    # skipping that many continues where the last page stopped.
-    def _page_args(self, limit: int, cursor: str | None, now: float | None) -> tuple[Any, ...]:
-        top, skip = decode_cursor(cursor, float, int) if cursor else ("+inf", 0)
+    # Paging: a merge of the shards' entries, newest first (``shards.merge``); unsharded,
+    # one ZREVRANGEBYSCORE … LIMIT and the cursor of every release so far.
+    def _page_steps(self, limit: int, cursor: str | None) -> Any:
+        start = shards.decode_position(cursor, self.shards) if cursor else None
+        return shards.merge(self.shards, limit, start, True, "+inf")
+
+    def _page_reads(self, pipe: Any, reads: list[shards.Read], now: float | None) -> None:
         low = f"({self.cutoff(now)!r}"
-        return self.entries_key, repr(top) if cursor else top, low, skip, limit + 1, top
+        for shard, high, skip, num in reads:
+            entries = self.live[shard].entries
+            pipe.zrevrangebyscore(entries, high, low, start=skip, num=num, withscores=True)
 
-    def _page_result(
-        self, rows: list[tuple[bytes, float]], limit: int, top: Any, skip: int
-    ) -> Page:
-        page = Page(items=[(m.decode(), s) for m, s in rows[:limit]])
-        if len(rows) > limit and page.items:
-            last = page.items[-1][1]
-            same = sum(1 for _, s in page.items if s == last)
-            if last == top:
-                same += skip
-            page.next_cursor = encode_cursor(last, same)
+    def _page_of(self, found: tuple[shards.Rows, Any]) -> Page:
+        rows, after = found
+        page = Page(items=[(m.decode(), s) for m, s in rows])
+        if after is not None:
+            page.next_cursor = shards.encode_position(*after, self.shards)
         return page
 
     def page(self, limit: int, cursor: str | None = None, now: float | None = None) -> Page:
-        key, high, low, skip, count, top = self._page_args(limit, cursor, now)
-        rows = self.client.zrevrangebyscore(key, high, low, start=skip, num=count, withscores=True)
-        return self._page_result(rows, limit, top, skip)
+        def read(reads: list[shards.Read]) -> list[shards.Rows]:
+            pipe = self.client.pipeline(transaction=False)
+            self._page_reads(pipe, reads, now)
+            return list(pipe.execute())
+
+        return self._page_of(shards.drive(self._page_steps(limit, cursor), read))
 
     async def apage(self, limit: int, cursor: str | None = None, now: float | None = None) -> Page:
-        key, high, low, skip, count, top = self._page_args(limit, cursor, now)
-        rows = await self.aclient.zrevrangebyscore(
-            key, high, low, start=skip, num=count, withscores=True
-        )
-        return self._page_result(rows, limit, top, skip)
+        async def read(reads: list[shards.Read]) -> list[shards.Rows]:
+            pipe = self.aclient.pipeline(transaction=False)
+            self._page_reads(pipe, reads, now)
+            return list(await pipe.execute())
+
+        return self._page_of(await shards.adrive(self._page_steps(limit, cursor), read))
+
+    def _members_of(self, found: list[list[tuple[bytes, float]]]) -> list[str]:
+        rows = [(-score, shard, member) for shard, got in enumerate(found) for member, score in got]
+        rows.sort(key=lambda row: row[:2])  # stable: each shard's own order at equal scores
+        return [member.decode() for _, _, member in rows]
+
+    def _members_commands(self, pipe: Any, now: float | None) -> None:
+        low = f"({self.cutoff(now)!r}"
+        for live in self.live:
+            pipe.zrevrangebyscore(live.entries, "+inf", low, withscores=True)
 
     def members(self, now: float | None = None) -> list[str]:
-        rows = self.client.zrevrangebyscore(self.entries_key, "+inf", f"({self.cutoff(now)!r}")
-        return [m.decode() for m in rows]
+        pipe = self.client.pipeline(transaction=False)
+        self._members_commands(pipe, now)
+        return self._members_of(pipe.execute())
 
     async def amembers(self, now: float | None = None) -> list[str]:
-        rows = await self.aclient.zrevrangebyscore(
-            self.entries_key, "+inf", f"({self.cutoff(now)!r}"
-        )
-        return [m.decode() for m in rows]
+        pipe = self.aclient.pipeline(transaction=False)
+        self._members_commands(pipe, now)
+        return self._members_of(await pipe.execute())
+
+    def _remove_key(self, presence: Presence) -> str:
+        live = self.live[self._shard(presence)]
+        return live.visitors if presence.anonymous else live.entries
 
     def remove(self, presence: Presence) -> None:
-        key = self.visitors_key if presence.anonymous else self.entries_key
-        self.client.zrem(key, presence.member)
+        self.client.zrem(self._remove_key(presence), presence.member)
 
     async def aremove(self, presence: Presence) -> None:
-        key = self.visitors_key if presence.anonymous else self.entries_key
-        await self.aclient.zrem(key, presence.member)
+        await self.aclient.zrem(self._remove_key(presence), presence.member)
 
     @property
     def all_keys(self) -> tuple[str, ...]:
-        return (
-            self.entries_key, self.users_key, self.visitors_key,
-            self.flush_lock_key, self.flushed_key, self.sessions_key, self.session_times_key,
-        )  # fmt: skip
+        return (*(key for live in self.live for key in live), self.flush_lock_key, self.flushed_key)
 
     def clear(self) -> None:
         self.client.delete(*self.all_keys)
@@ -306,42 +393,53 @@ class RedisBackend(BaseBackend):
         await self.aclient.delete(*self.all_keys)
 
     def remove_user(self, user_id: str) -> None:
-        # Entries are found by reading the set: a rare operation (deleting a user), never
-        # on a request or count path.
+        # Entries are found by reading the user's shard: a rare operation (deleting a
+        # user), never on a request or count path.
+        live = self.live[shards.shard_of(user_id, self.shards)]
         key_class = conf.KEY_CLASS
         doomed = []
-        for member, _ in self.client.zscan_iter(self.entries_key, count=1000):
+        for member, _ in self.client.zscan_iter(live.entries, count=1000):
             try:
                 if getattr(key_class.load(member), "user_id", None) == user_id:
                     doomed.append(member)
             except (ValueError, TypeError):
                 continue
         pipe = self.client.pipeline(transaction=False)
-        pipe.zrem(self.users_key, user_id)
+        pipe.zrem(live.users, user_id)
         if doomed:
-            pipe.zrem(self.entries_key, *doomed)
+            pipe.zrem(live.entries, *doomed)
         pipe.execute()
 
     def seen(self, user_ids: list[str]) -> dict[str, float]:
-        if not user_ids:
+        by_shard: dict[int, list[str]] = {}
+        for user_id in user_ids:
+            by_shard.setdefault(shards.shard_of(user_id, self.shards), []).append(user_id)
+        if not by_shard:
             return {}
-        scores = self.client.zmscore(self.users_key, user_ids)
-        return {uid: s for uid, s in zip(user_ids, scores) if s is not None}
+        pipe = self.client.pipeline(transaction=False)
+        for shard, ids in by_shard.items():
+            pipe.zmscore(self.live[shard].users, ids)
+        found = {}
+        for ids, scores in zip(by_shard.values(), pipe.execute()):
+            found.update({uid: s for uid, s in zip(ids, scores) if s is not None})
+        return found
 
     def seen_between(
         self, since: float, until: float, limit: int, cursor: str | None = None
     ) -> tuple[list[tuple[str, float]], str | None]:
-        low, skip = decode_cursor(cursor, float, int) if cursor else (since, 0)
-        low_arg = repr(low) if cursor else f"({since!r}"
-        rows = self.client.zrangebyscore(
-            self.users_key, low_arg, repr(until), start=skip, num=limit, withscores=True
-        )
+        start = shards.decode_position(cursor, self.shards) if cursor else None
+        steps = shards.merge(self.shards, limit, start, False, f"({since!r}")
+
+        def read(reads: list[shards.Read]) -> list[shards.Rows]:
+            pipe = self.client.pipeline(transaction=False)
+            for shard, low, skip, num in reads:
+                users = self.live[shard].users
+                pipe.zrangebyscore(users, low, repr(until), start=skip, num=num, withscores=True)
+            return list(pipe.execute())
+
+        rows, after = shards.drive(steps, read)
         found = [(m.decode(), s) for m, s in rows]
-        if len(found) < limit:
-            return found, None
-        last = found[-1][1]
-        same = sum(1 for _, s in found if s == last) + (skip if cursor and last == low else 0)
-        return found, encode_cursor(last, same)
+        return found, shards.encode_position(*after, self.shards) if after else None
 
     def claim_flush(self, hold: float, now: float | None = None) -> float | None:
         if not self.client.set(self.flush_lock_key, "1", nx=True, px=max(1, int(hold * 1000))):
@@ -355,10 +453,11 @@ class RedisBackend(BaseBackend):
     def clear_expired(self, now: float | None = None) -> int:
         pipe = self.client.pipeline(transaction=False)
         stale = f"({self.cutoff(now)!r}"
-        pipe.zremrangebyscore(self.entries_key, "-inf", stale)
-        pipe.zremrangebyscore(self.visitors_key, "-inf", stale)
         now = time.time() if now is None else now
-        pipe.zremrangebyscore(self.users_key, "-inf", f"({now - conf.users_retention!r}")
+        for live in self.live:
+            pipe.zremrangebyscore(live.entries, "-inf", stale)
+            pipe.zremrangebyscore(live.visitors, "-inf", stale)
+            pipe.zremrangebyscore(live.users, "-inf", f"({now - conf.users_retention!r}")
         return sum(pipe.execute())
 
     # History
