@@ -195,5 +195,25 @@ def test_every_setting_is_checked() -> None:
     from active_users.checks import RULES
 
     apart = {"KEY_EXPIRE", "KEY_CLASS", "EXCLUDE_URL_PATTERNS", "API_PERMISSION",
-             "ACTIVITY_RATE_LIMIT", "DATABASE", "CACHE", "PRESENCE_AUTHORIZE"}  # fmt: skip
+             "ACTIVITY_RATE_LIMIT", "DATABASE", "CACHE", "PRESENCE_AUTHORIZE",
+             "REDIS_SHARDS"}  # fmt: skip
     assert settings_read_by_conf() - apart - {name for name, *_ in RULES} == set()
+
+
+@pytest.mark.parametrize("value", [0, -1, 1025, 2.0, "16", True])
+def test_a_bad_shard_count_is_an_error(value: object) -> None:
+    from active_users.checks import check_shards
+
+    with override_settings(ACTIVE_USERS_REDIS_SHARDS=value):
+        assert [m.id for m in check_shards()] == ["active_users.E050"]
+
+
+def test_shards_without_a_cluster_are_allowed_with_a_warning() -> None:
+    from active_users.checks import check_shards
+
+    with override_settings(ACTIVE_USERS_REDIS_SHARDS=16):
+        assert [m.id for m in check_shards()] == ["active_users.W050"]
+    with override_settings(ACTIVE_USERS_REDIS_SHARDS=16, ACTIVE_USERS_REDIS_CLUSTER=True):
+        assert check_shards() == []
+    with override_settings(ACTIVE_USERS_REDIS_SHARDS=1):
+        assert check_shards() == []

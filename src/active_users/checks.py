@@ -22,6 +22,8 @@
 - ``active_users.E017``: ``ACTIVE_USERS_PRESENCE_AUTHORIZE`` does not import.
 - ``active_users.W001``: the middleware is listed before ``AuthenticationMiddleware``.
 - ``active_users.W002``: ``ACTIVE_USERS_PROMETHEUS`` is on without ``prometheus_client``.
+- ``active_users.E050``: ``ACTIVE_USERS_REDIS_SHARDS`` is not an integer from 1 to 1024.
+- ``active_users.W050``: ``ACTIVE_USERS_REDIS_SHARDS`` > 1 without ``ACTIVE_USERS_REDIS_CLUSTER``.
 """
 
 from __future__ import annotations
@@ -323,3 +325,27 @@ def check_values(**kwargs: Any) -> list[checks.CheckMessage]:
                 )
             )
     return errors
+
+
+@checks.register(checks.Tags.compatibility)
+def check_shards(**kwargs: Any) -> list[checks.CheckMessage]:
+    """``REDIS_SHARDS``: a count of shards, and of use only on a Redis Cluster."""
+    from active_users.backends.shards import MAX_SHARDS
+
+    value = _raw("REDIS_SHARDS")
+    if value is UNSET:
+        return []
+    if not (_is_int(value) and 1 <= value <= MAX_SHARDS):
+        return [_error(f"ACTIVE_USERS_REDIS_SHARDS must be an integer from 1 to {MAX_SHARDS}, "
+                       f"not {value!r}.", "E050")]  # fmt: skip
+    if value > 1 and _raw("REDIS_CLUSTER") is not True:
+        return [
+            checks.Warning(
+                f"ACTIVE_USERS_REDIS_SHARDS is {value} but ACTIVE_USERS_REDIS_CLUSTER is off: "
+                "the shards all live on the one Redis, which gains nothing from them.",
+                hint="Set ACTIVE_USERS_REDIS_CLUSTER = True on a Redis Cluster, or leave "
+                "REDIS_SHARDS at 1.",
+                id="active_users.W050",
+            )
+        ]
+    return []

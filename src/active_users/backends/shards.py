@@ -2,12 +2,13 @@
 
 With one shard every key sits under the ``{prefix}`` hash tag, the layout of every release
 so far. With N shards, shard i's live sets (entries, users, visitors, sessions, session
-times) sit under a hash tag of their own, ``{prefix:i:j}``, j the first suffix whose slot
+times) sit under a hash tag of their own, ``{prefix/N:j}``, j the first suffix whose slot
 (CRC16, as the Cluster computes it) falls in the i-th of N equal ranges of the 16,384 slots:
 masters own slot ranges, so the shards spread over the masters whatever N and whatever the
 prefix. A person is in one shard (a user by their id, a visitor by their hash), so their
 touch stays one script call on one master. History, uniques and locks stay under
-``{prefix}``.
+``{prefix}``. N is in the tag: after a change of N no key of the old layout is read (they
+expire by their TTLs), so nobody is counted twice.
 
 Reads that list (a page, the last-seen batches) merge the shards in one order: by score,
 then by shard, then in each shard's own order at equal scores (lexical, Redis's). A
@@ -58,14 +59,13 @@ def tags(prefix: str, count: int) -> tuple[str, ...]:
     """The hash tag of each of ``count`` shards; ``({prefix},)`` for one."""
     if count == 1:
         return ("{" + prefix + "}",)
-    found = []
-    for shard in range(count):
-        low, high = shard * SLOTS // count, (shard + 1) * SLOTS // count
-        suffix = 0
-        while not low <= key_slot(f"{{{prefix}:{shard}:{suffix}}}".encode()) < high:
-            suffix += 1
-        found.append(f"{{{prefix}:{shard}:{suffix}}}")
-    return tuple(found)
+    found: dict[int, str] = {}
+    suffix = 0
+    while len(found) < count:  # ~N·ln N tries: a few ms at 1,024 shards
+        tag = f"{{{prefix}/{count}:{suffix}}}"
+        found.setdefault(key_slot(tag.encode()) * count // SLOTS, tag)
+        suffix += 1
+    return tuple(found[shard] for shard in range(count))
 
 
 def shard_of(presence_key: str, count: int) -> int:
