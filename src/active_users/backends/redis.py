@@ -152,6 +152,10 @@ class RedisBackend(BaseBackend):
         return self._async()[0]
 
     def close(self) -> None:
+        if isinstance(self.client, redis.RedisCluster):
+            # Closing a Cluster client leaves its nodes' pools open (a multi-node pipeline
+            # used them: sharded keys span masters).
+            self.client.disconnect_connection_pools()
         self.client.close()
 
     async def aclose(self) -> None:
