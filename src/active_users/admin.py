@@ -27,6 +27,7 @@ from active_users.conf import conf
 from active_users.history import RANGES
 from active_users.last_seen import ONLINE, status_of
 from active_users.models import Activity, Dashboard, LastSeen, SessionInfo
+from active_users.permissions import is_staff
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -83,10 +84,10 @@ class DashboardAdmin(admin.ModelAdmin):
     }
 
     def has_module_permission(self, request: HttpRequest) -> bool:
-        return dashboard.is_staff(request)
+        return is_staff(request)
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return dashboard.is_staff(request)
+        return is_staff(request)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -104,7 +105,7 @@ class DashboardAdmin(admin.ModelAdmin):
         wrap = self.admin_site.admin_view
 
         def data(name: str) -> URLPattern:
-            view = api_views.api_view(self.DATA[name], allowed=dashboard.is_staff)
+            view = api_views.api_view(self.DATA[name], allowed=is_staff)
             return path(f"data/{name}/", wrap(view), name=self._url_name(name))
 
         page = wrap(self.changelist_view)

@@ -38,6 +38,7 @@ from active_users.access import check_room_token, origin_allowed, query_token, s
 from active_users.api import aget_active_counts
 from active_users.conf import conf
 from active_users.exceptions import StoreUnavailable
+from active_users.permissions import is_staff_user
 from active_users.presence import (
     Change,
     check_room,
@@ -361,9 +362,7 @@ class DashboardConsumer(AsyncWebsocketConsumer):
     PERIOD = 1.0
 
     async def connect(self) -> None:
-        user = self.scope.get("user")
-        staff = user is not None and user.is_active and user.is_staff
-        if not (staff and origin_allowed(self.scope)):
+        if not (is_staff_user(self.scope.get("user")) and origin_allowed(self.scope)):
             await self.close()
             return
         await self.accept()
