@@ -88,7 +88,7 @@ def _date(value: Any, now: datetime) -> datetime:
 
 
 def _path_from_referer(request: HttpRequest) -> str:
-    referer = request.META.get("HTTP_REFERER", "")
+    referer = str(request.META.get("HTTP_REFERER", ""))
     if not referer:
         return ""
     parts = urlsplit(referer)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.contrib import admin
@@ -29,8 +29,13 @@ from active_users.last_seen import ONLINE, status_of
 from active_users.models import Activity, Dashboard, LastSeen, SessionInfo
 from active_users.permissions import is_staff
 
+if TYPE_CHECKING:
+    ModelAdmin = admin.ModelAdmin[Any]
+else:
+    ModelAdmin = admin.ModelAdmin
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+
+class ReadOnlyAdmin(ModelAdmin):
     # No bulk actions ("Delete selected" included). Deleting stays permitted: the admin
     # refuses to delete a user whose rows here the staff member could not delete.
     actions = None
@@ -71,7 +76,7 @@ def _dashboard_websocket() -> str:
     return "/ws/active-users/dashboard/"
 
 
-class DashboardAdmin(admin.ModelAdmin):
+class DashboardAdmin(ModelAdmin):
     """The live dashboard: listed in the admin index for every staff member; the page and
     its JSON views are served by the admin site, so they need no URL configuration."""
 
@@ -167,8 +172,11 @@ class LastSeenColumns:
         return status_of(obj._last_seen) == ONLINE
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
-        queryset = super().get_queryset(request)  # type: ignore[misc]
-        return queryset.annotate(_last_seen=F("active_users_last_seen__last_activity"))
+        queryset: QuerySet[Any] = super().get_queryset(request)  # type: ignore[misc]
+        annotated: QuerySet[Any] = queryset.annotate(
+            _last_seen=F("active_users_last_seen__last_activity")
+        )
+        return annotated
 
 
 def extend_user_admin(site: admin.AdminSite = admin.site) -> None:

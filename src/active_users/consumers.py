@@ -373,7 +373,7 @@ class DashboardConsumer(AsyncWebsocketConsumer):
         while True:
             try:
                 counts = await aget_active_counts()
-                found = {"entries": counts.entries, "users": counts.users,
+                found: dict[str, Any] = {"entries": counts.entries, "users": counts.users,
                          "visitors": counts.visitors}  # fmt: skip
             except StoreUnavailable:
                 found = {"error": "The active users store is not answering."}

@@ -152,7 +152,7 @@ class PresenceStore:
                 )
                 client = aioredis.Redis(connection_pool=pool)
             found = self._async[loop] = (client, client.register_script(PRESENCE_SCRIPT))
-        return found  # type: ignore[no-any-return]
+        return found
 
     async def aclose(self) -> None:
         """Close the running event loop's connections."""

@@ -181,7 +181,7 @@ class DatabaseBackend(BaseBackend):
         # transaction around the statements deadlocks concurrent touches.
         if connections[self.alias].vendor == "mysql":
             return self._write(presence, rows, now, _retrying)
-        return _retrying(lambda: self._write_in_transaction(presence, rows, now))
+        return bool(_retrying(lambda: self._write_in_transaction(presence, rows, now)))
 
     def _write_in_transaction(self, presence: Presence, rows: list[Any], now: float | None) -> bool:
         with transaction.atomic(using=self.alias):
