@@ -5,14 +5,15 @@ from typing import Any
 from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from active_users.backends import get_backend
 from active_users.conf import conf
+from active_users.faults import GuardedCommand
 from active_users.text import printable
 
 
-class Command(BaseCommand):
+class Command(GuardedCommand):
     help = "Erase what the package holds about one user: live entries, last seen, activity."
 
     def add_arguments(self, parser: Any) -> None:
