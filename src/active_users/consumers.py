@@ -45,6 +45,7 @@ from active_users.presence import (
     group_name,
     user_joined_room,
     user_left_room,
+    user_person,
 )
 from active_users.tracking import tracker
 
@@ -198,10 +199,7 @@ class PresenceMixin:
         """Who this connection is: one person per user, one per anonymous connection."""
         user = self.scope.get("user")
         if user is not None and user.is_authenticated:
-            pk = str(user.pk)
-            if "\n" in pk:
-                pk = hashlib.blake2b(pk.encode(), digest_size=16).hexdigest()
-            return f"u:{pk}"
+            return user_person(user.pk)
         return "a:" + hashlib.blake2b(self.channel_name.encode(), digest_size=12).hexdigest()
 
     def get_presence_info(self) -> dict[str, Any]:
@@ -316,6 +314,23 @@ class PresenceMixin:
 
     async def presence_count(self, event: dict[str, Any]) -> None:
         await self.send_presence(event)
+
+    async def presence_erased(self, event: dict[str, Any]) -> None:
+        """This connection's user was erased (``erasure.erase_user``): already out of the
+        room's store; one of their connections tells the room, and each closes."""
+        room = self.presence_room
+        if room is None:
+            return
+        self.presence_room = None
+        if self.channel_layer is not None:
+            await self.channel_layer.group_discard(group_name(room), self.channel_name)
+            if event.get("announce") and event["count"] > conf.PRESENCE_LIST_LIMIT:
+                await announce_count(room)
+            elif event.get("announce"):
+                leave = {"type": "presence.leave", "room": room, "user": event["user"],
+                         "count": event["count"]}  # fmt: skip
+                await self.channel_layer.group_send(group_name(room), leave)
+        await self.close()  # type: ignore[attr-defined]
 
 
 def _unnamed(event: dict[str, Any]) -> dict[str, Any]:
