@@ -22,13 +22,17 @@ from datetime import datetime, timezone
 from typing import Any
 
 import pytest
+from asgiref.sync import async_to_sync
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.core.signals import request_started
 from django.db import connection
 from django.template import Context, Template
 from django.test import Client, RequestFactory, override_settings
+from redis.exceptions import ConnectionError as RedisConnectionError
 
+from active_users.access import sign_room_token
+from active_users.backends import get_backend
 from active_users.backends.health import breaker
 from active_users.models import (
     ActiveEntry,
@@ -39,6 +43,7 @@ from active_users.models import (
     SessionInfo,
 )
 from tests.redis_server import RedisServer, free_port
+from tests.sockets import Socket
 
 LOG = "/tracking/log/"
 V1 = ["counts", "users", "history", "uniques"]
@@ -107,8 +112,6 @@ def redis_down(request, db) -> Iterator[str]:  # type: ignore[no-untyped-def]
     server = RedisServer()
     try:
         with override_settings(ACTIVE_USERS_BACKEND="redis", ACTIVE_USERS_REDIS_URL=server.url):
-            from active_users.backends import get_backend
-
             assert get_backend().count() == 0  # the pool holds a live connection
             server.stop()
             yield request.param
@@ -339,3 +342,66 @@ def test_database_as_the_live_store_down_serves_pages_untracked(
     assert browser.get("/page/").content == b"ok"
     listed = staff.get("/tracking/v1/users/").json()["users"]
     assert "reader" in [entry["username"] for entry in listed]  # the buffer kept the touch
+
+
+# -- Sockets: the rooms' Redis, the channel layer, the live store --------------------------
+
+
+def presence_socket(user: Any) -> Socket:
+    from active_users.consumers import PresenceConsumer
+
+    token = sign_room_token("room-1", user, None)
+    return Socket(PresenceConsumer.as_asgi(), f"/ws/presence/room-1/?token={token}",
+                  user=user, url_route={"args": (), "kwargs": {"room": "room-1"}})  # fmt: skip
+
+
+async def closed_with_an_error_frame(socket: Socket, layer_down: bool) -> None:
+    assert await socket.connect()
+    error = await socket.next()
+    assert error["type"] == "presence.error"
+    assert error["error"] == "Presence is not available right now."
+    assert await socket.next() == {"type": "websocket.close", "code": 1013}  # try again later
+    if layer_down:  # Channels' own receive loop then fails on the layer, after the close
+        with pytest.raises(RedisConnectionError):
+            await socket.wait()
+    else:
+        await socket.wait()
+
+
+@pytest.mark.parametrize("down", ["rooms", "channel layer"])
+def test_a_presence_socket_whose_redis_is_down_gets_an_error_frame_and_closes(
+    down, transactional_db, redis_settings, make_user
+) -> None:
+    # transactional: Channels closes the thread's database connection on each event
+    url = closed_redis_url()
+    layer = {"BACKEND": "channels.layers.InMemoryChannelLayer"}
+    if down == "channel layer":
+        layer = {"BACKEND": "channels_redis.core.RedisChannelLayer",
+                 "CONFIG": {"hosts": [url]}}  # fmt: skip
+    rooms = {"ACTIVE_USERS_REDIS_URL": url} if down == "rooms" else {}
+    user = make_user("member")
+
+    async def scenario() -> None:
+        await closed_with_an_error_frame(presence_socket(user), down == "channel layer")
+        await get_backend().aclose()
+
+    with override_settings(CHANNEL_LAYERS={"default": layer}, **rooms):
+        async_to_sync(scenario)()
+    assert not breaker.failing or down == "rooms"  # there the rooms' Redis is the live store
+
+
+def test_the_dashboard_socket_sends_an_error_frame_while_the_store_is_down(
+    redis_down, transactional_db, make_user
+) -> None:
+    from active_users.consumers import DashboardConsumer
+
+    staff = make_user("root", is_staff=True)
+
+    async def scenario() -> None:
+        socket = Socket(DashboardConsumer.as_asgi(), "/ws/active-users/dashboard/", user=staff)
+        assert await socket.connect()
+        frame = await socket.next()
+        assert frame == {"type": "counts", "error": "The active users store is not answering."}
+        await socket.disconnect()
+
+    async_to_sync(scenario)()

@@ -223,9 +223,17 @@ class PresenceMixin:
         self._presence_person = self.get_presence_person()
         self._presence_info = self.get_presence_info()
         self._presence_refreshed = 0.0
-        if self.channel_layer is not None:
-            await self.channel_layer.group_add(group_name(room), self.channel_name)
-        change = await self._presence("join")
+        try:
+            if self.channel_layer is not None:
+                await self.channel_layer.group_add(group_name(room), self.channel_name)
+            change = await self._presence("join", quiet=False)
+        except Exception as exc:  # the rooms' Redis or the channel layer: tell, and close
+            _warn(exc)
+            self.presence_room = None
+            await self.send_presence({"type": "presence.error", "room": room,
+                                      "error": "Presence is not available right now."})  # fmt: skip
+            await self.close(code=1013)  # type: ignore[attr-defined]  # try again later
+            return Change()
         large = change.present > conf.PRESENCE_LIST_LIMIT
         users = None
         if not large and self._presence_names:
@@ -287,7 +295,7 @@ class PresenceMixin:
             return
         _spawn(sweep_later(room, conf.PRESENCE_GRACE + 0.05))
 
-    async def _presence(self, op: str) -> Change:
+    async def _presence(self, op: str, quiet: bool = True) -> Change:
         room = self.presence_room
         assert room is not None
         self._presence_refreshed = time.monotonic()
@@ -297,6 +305,8 @@ class PresenceMixin:
             )
             await announce(room, change, (self._presence_person, self._presence_info))
         except Exception as exc:
+            if not quiet:
+                raise
             _warn(exc)
             return Change()
         await tracker.atrack(request_from_scope(self.scope))  # never raises
