@@ -27,6 +27,7 @@ from active_users.backends.health import reading
 from active_users.background import BackgroundJob
 from active_users.conf import conf
 from active_users.exceptions import StoreUnavailable
+from active_users.faults import database_optional
 
 ONLINE, IDLE, OFFLINE = "online", "idle", "offline"
 BATCH_SIZE = 1000
@@ -158,10 +159,11 @@ def last_seen_many(users: Iterable[Any]) -> dict[str, datetime | None]:
         pk_field = get_user_model()._meta.pk
         keys = [pk_field.to_python(i) for i in ids]
         stored = LastSeen.objects.using(conf.DATABASE).filter(user_id__in=keys)
-        for pk, moment in stored.values_list("user_id", "last_activity"):
-            if django_timezone.is_naive(moment):
-                moment = django_timezone.make_aware(moment)
-            found[str(pk)] = max(found.get(str(pk), 0.0), moment.timestamp())
+        with database_optional("last seen is read from the live store alone"):
+            for pk, moment in stored.values_list("user_id", "last_activity"):
+                if django_timezone.is_naive(moment):
+                    moment = django_timezone.make_aware(moment)
+                found[str(pk)] = max(found.get(str(pk), 0.0), moment.timestamp())
     return {
         i: (datetime.fromtimestamp(found[i], tz=timezone.utc) if i in found else None) for i in ids
     }

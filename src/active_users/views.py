@@ -9,6 +9,7 @@ from django.middleware.csrf import CsrfViewMiddleware
 from django.views.decorators.csrf import csrf_exempt
 
 from active_users.activity import Invalid, check_size, rate_limited, read_events, store
+from active_users.faults import json_guard
 
 
 def _error(status: int, field: str, message: str) -> JsonResponse:
@@ -55,6 +56,7 @@ def _token_user(request: HttpRequest) -> Any:
 
 
 @csrf_exempt  # checked below for cookie-authenticated requests, not for token ones
+@json_guard
 def log_activity(request: HttpRequest) -> JsonResponse:
     """Record client-side events: see the README, "Client-side activity"."""
     if request.method != "POST":

@@ -322,10 +322,20 @@ class RedisBackend(BaseBackend):
                     doomed.append(member)
             except (ValueError, TypeError):
                 continue
+        # The session index: each of the user's sessions maps to the user's members only.
+        gone = {m.decode() if isinstance(m, bytes) else m for m in doomed}
+        sessions = [
+            session
+            for session, members in self.client.hscan_iter(self.sessions_key, count=1000)
+            if gone.intersection(members.decode().split("\n"))
+        ]
         pipe = self.client.pipeline(transaction=False)
         pipe.zrem(self.users_key, user_id)
         if doomed:
             pipe.zrem(self.entries_key, *doomed)
+        if sessions:
+            pipe.hdel(self.sessions_key, *sessions)
+            pipe.zrem(self.session_times_key, *sessions)
         pipe.execute()
 
     def seen(self, user_ids: list[str]) -> dict[str, float]:

@@ -6,11 +6,12 @@ from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
 from active_users.conf import conf
+from active_users.faults import GuardedCommand
 from active_users.models import Activity
 from active_users.text import csv_cell
 
@@ -27,7 +28,7 @@ def _moment(value: str) -> datetime:
     return timezone.make_aware(moment) if timezone.is_naive(moment) else moment
 
 
-class Command(BaseCommand):
+class Command(GuardedCommand):
     help = (
         "Export activity of a date range as CSV or JSON lines, streaming in constant memory; "
         "CSV cells a spreadsheet would read as formulas get a leading '."
