@@ -62,6 +62,11 @@ DATABASES = {
     }
 }
 STATIC_URL = "static/"
+# Demo only: a fast hash, so that the simulated users' log-ins do not hold the server up.
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.MD5PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+]
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/"
 

@@ -22,6 +22,7 @@ from urllib.parse import quote, urlencode, urlsplit
 from urllib.request import HTTPCookieProcessor, Request, build_opener
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.hashers import make_password
 
 try:  # installed with uvicorn[standard] (the demo extra)
     from websockets.sync.client import connect as ws_connect
@@ -46,9 +47,10 @@ def ensure_demo_users(count: int) -> None:
     User = get_user_model()
     if not User.objects.filter(username="admin").exists():
         User.objects.create_superuser("admin", "admin@example.com", "admin")
-    for name in demo_usernames(count):
-        if not User.objects.filter(username=name).exists():
-            User.objects.create_user(name, password=PASSWORD)
+    names = set(demo_usernames(count))
+    names -= set(User.objects.filter(username__in=names).values_list("username", flat=True))
+    password = make_password(PASSWORD)  # one hash for all: creating 50 users takes no time
+    User.objects.bulk_create(User(username=name, password=password) for name in sorted(names))
 
 
 _numbers = itertools.count(1)
@@ -187,6 +189,8 @@ def simulate(
         while time.monotonic() < end and not (stop and stop.is_set()):
             tick = time.monotonic()
             for browser in browsers:
+                if stop and stop.is_set():
+                    break
                 try:
                     if browser.online and rng.random() < 0.08:
                         browser.online = False
