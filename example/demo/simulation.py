@@ -216,6 +216,9 @@ def simulate(
                 say(line + (f". {reminder}" if reminder else ""))
                 next_report = tick + report_every
             time.sleep(max(0.0, 1 - (time.monotonic() - tick)))
-    finally:
-        for browser in browsers:
-            browser.leave()
+    finally:  # leave the rooms all at once: each close waits for the server's answer
+        leaving = [threading.Thread(target=b.leave, daemon=True) for b in browsers if b.socket]
+        for thread in leaving:
+            thread.start()
+        for thread in leaving:
+            thread.join(3)
