@@ -121,12 +121,13 @@ class Browser:
     def join(self, room_path: str, token: str, page: str) -> None:
         url = urlsplit(self.base_url)
         cookie = "; ".join(f"{c.name}={c.value}" for c in self.cookies)
+        # Entered as a context manager would enter it (websockets 17 warns otherwise).
         self.socket = ws_connect(
             f"ws://{url.netloc}{room_path}?token={quote(token, safe='')}",
             additional_headers={"Cookie": cookie, "User-Agent": self.agent},
             open_timeout=5,
             close_timeout=1,
-        )
+        ).__enter__()
         self.heartbeat = max(1.0, float(_attribute(page, "data-heartbeat") or 20))
         self.last_beat = time.monotonic()
 

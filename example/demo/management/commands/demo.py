@@ -75,7 +75,7 @@ class Command(BaseCommand):
                     sys.executable, "-m", "uvicorn", "demo.asgi:application",
                     "--app-dir", str(EXAMPLE_DIR), "--host", host, "--port", port,
                     "--no-access-log", "--log-level", "warning",
-                    "--timeout-graceful-shutdown", "3",
+                    "--timeout-graceful-shutdown", "6",
                 ], env=env, start_new_session=True)  # fmt: skip
                 cleanup.callback(stop_process, server)
                 self.wait_for_server(server, local)
