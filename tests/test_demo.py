@@ -126,3 +126,15 @@ def test_the_demo_shows_counts_activity_top_pages_and_presence(tmp_path) -> None
     assert "GET /" not in output, "the server's access log is not quiet"
     with pytest.raises(OSError):  # the server is gone with the demo
         Visitor(base).get("/")
+
+
+def test_the_traffic_simulator_outlives_a_server_that_does_not_answer() -> None:
+    sys.path.insert(0, str(ROOT / "example"))
+    try:
+        from demo.simulation import simulate
+    finally:
+        sys.path.remove(str(ROOT / "example"))
+    said: list[str] = []
+    simulate(f"http://127.0.0.1:{free_port()}", 20, 10, 3.5, say=said.append, report_every=1)
+    assert said, "the simulator reported nothing"
+    assert any("requests failed (last: URLError" in line for line in said), said
