@@ -101,7 +101,9 @@ def test_the_demo_shows_counts_activity_top_pages_and_presence(tmp_path) -> None
             lambda: any(u["path"] for u in staff.json(data + "users/")["users"]),
             "no active user has a current page", deadline,
         )  # fmt: skip
-        assert "/articles/" in staff.get("/admin/active_users/activity/")
+        activities = staff.get("/admin/active_users/activity/")
+        assert any(f'<td class="field-path">{page["path"]}</td>' in activities for page in top)
+        assert '<td class="field-event">pageview</td>' in activities
         with pytest.raises(HTTPError) as refused:
             staff.get("/active-users/log/")
         assert refused.value.code == 405 and b"POST" in refused.value.read()
@@ -119,7 +121,7 @@ def test_the_demo_shows_counts_activity_top_pages_and_presence(tmp_path) -> None
         assert "admin" in json.dumps(state["users"])
     finally:
         demo.send_signal(signal.SIGTERM)
-        output = demo.communicate(timeout=30)[0].decode()
+        output = demo.communicate(timeout=40)[0].decode()
     assert demo.returncode == 0, output
     assert "Log in as admin / admin" in output and f"http://127.0.0.1:{port}/" in output
     assert "Traceback" not in output and "ERROR" not in output, output

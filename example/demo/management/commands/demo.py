@@ -28,7 +28,7 @@ def stop_process(process: subprocess.Popen[bytes]) -> None:
     if process.poll() is None:
         process.terminate()
         try:
-            process.wait(10)
+            process.wait(15)
         except subprocess.TimeoutExpired:
             process.kill()
 
@@ -75,7 +75,7 @@ class Command(BaseCommand):
                     sys.executable, "-m", "uvicorn", "demo.asgi:application",
                     "--app-dir", str(EXAMPLE_DIR), "--host", host, "--port", port,
                     "--no-access-log", "--log-level", "warning",
-                    "--timeout-graceful-shutdown", "6",
+                    "--timeout-graceful-shutdown", "10",
                 ], env=env, start_new_session=True)  # fmt: skip
                 cleanup.callback(stop_process, server)
                 self.wait_for_server(server, local)
