@@ -128,6 +128,11 @@ def test_the_demo_shows_counts_activity_top_pages_and_presence(tmp_path) -> None
     assert "GET /" not in output, "the server's access log is not quiet"
     with pytest.raises(OSError):  # the server is gone with the demo
         Visitor(base).get("/")
+    # The demo's SQLite file is in WAL mode (check active_users.W003).
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "demo.sqlite3") as database:
+        assert database.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
 def test_the_traffic_simulator_outlives_a_server_that_does_not_answer() -> None:

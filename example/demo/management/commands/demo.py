@@ -44,6 +44,16 @@ def lan_address() -> str | None:
     return None if address.startswith("127.") else address
 
 
+def use_wal() -> None:
+    """SQLite in WAL mode (kept in the file): the package's batch writes then never hold
+    the pages' reads out (see check active_users.W003)."""
+    from django.db import connection
+
+    if connection.vendor == "sqlite":
+        with connection.cursor() as cursor:
+            cursor.execute("PRAGMA journal_mode=WAL")
+
+
 class Command(BaseCommand):
     help = "Set up the demo site (tables, demo users) and serve it with simulated traffic."
 
@@ -66,6 +76,7 @@ class Command(BaseCommand):
         for number in (signal.SIGTERM, signal.SIGHUP):
             signal.signal(number, lambda *_: sys.exit(0))
         call_command("migrate", verbosity=0)
+        use_wal()
         ensure_demo_users(users)
         local = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
         with ExitStack() as cleanup:
