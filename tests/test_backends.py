@@ -245,3 +245,12 @@ async def test_the_async_twins_of_the_batch_and_last_seen_methods(backend: BaseB
     await backend.aclear_history()
     await backend.aclose()
     await sync_to_async(connections.close_all)()
+
+
+def test_a_catch_up_claim_is_held_apart_from_the_flush_claim(backend: BaseBackend) -> None:
+    now = time.time()
+    assert backend.claim_flush(60, now) == 0.0  # a periodic flush holds its interval
+    backend.flush_done(now - 10)
+    assert backend.claim_catch_up(60, now) == now - 10  # readers still catch up
+    assert backend.claim_catch_up(60, now + 1) is None  # once per hold, fleet-wide
+    assert backend.claim_flush(60, now + 1) is None

@@ -66,7 +66,7 @@ def _text(field: str, value: Any, limit: int) -> str:
     return value
 
 
-def _date(value: Any, now: datetime) -> datetime:
+def _date(value: Any, now: datetime, naive_ok: bool = False) -> datetime:
     if value is None or value == "":
         raise Invalid("date", "required: when the event happened, ISO 8601 (2026-11-22T10:00:00Z)")
     text = _text("date", value, 64)
@@ -77,7 +77,10 @@ def _date(value: Any, now: datetime) -> datetime:
     if moment is None:
         raise Invalid("date", f"not an ISO 8601 date and time: {text!r}")
     if timezone.is_naive(moment):
-        raise Invalid("date", "needs a time zone offset, e.g. Z or +01:00")
+        if not naive_ok:
+            raise Invalid("date", "needs a time zone offset, e.g. Z or +01:00")
+        # A form's naive date is in the current time zone, as Django's forms and DRF read it.
+        moment = timezone.make_aware(moment)
     skew = abs((moment - now).total_seconds())
     if skew > conf.ACTIVITY_MAX_SKEW:
         raise Invalid(
@@ -92,12 +95,21 @@ def _path_from_referer(request: HttpRequest) -> str:
     referer = str(request.META.get("HTTP_REFERER", ""))
     if not referer:
         return ""
-    parts = urlsplit(referer)
+    try:
+        parts = urlsplit(referer)
+    except ValueError:  # an unbalanced [ in the host
+        return ""
+    if not parts.path.startswith("/"):  # not a URL of a page: nothing to log
+        return ""
     return parts.path + (f"?{parts.query}" if parts.query else "")
 
 
-def read_event(data: Mapping[str, Any], request: HttpRequest, now: datetime) -> Event:
-    date = _date(data.get("date"), now)
+def read_event(
+    data: Mapping[str, Any], request: HttpRequest, now: datetime, form: bool = False
+) -> Event:
+    """One event. A form (django-djaffar's shape) may send a naive date, and needs a path:
+    its own, or the ``Referer``'s."""
+    date = _date(data.get("date"), now, naive_ok=form)
     name = data.get("event") or "pageview"
     name = _text("event", name, MAX_EVENT_NAME)
     if name not in conf.ACTIVITY_EVENTS:
@@ -106,6 +118,8 @@ def read_event(data: Mapping[str, Any], request: HttpRequest, now: datetime) -> 
     path = _text("path", data.get("path"), MAX_PATH) or _text(
         "path", _path_from_referer(request), MAX_PATH
     )
+    if form and not path:
+        raise Invalid("path", "required: the page's path, or a Referer header with one")
     referer = _text("referer", data.get("referer"), MAX_REFERER)
     return Event(event=name, date=date, path=path, referer=referer)
 
@@ -140,7 +154,7 @@ def read_events(request: HttpRequest) -> list[Event]:
         if len(items) > conf.ACTIVITY_MAX_EVENTS:
             raise Invalid("body", f"{len(items)} events; at most {conf.ACTIVITY_MAX_EVENTS}")
         return [read_event(item, request, now) for item in items]
-    return [read_event(request.POST, request, now)]
+    return [read_event(request.POST, request, now, form=True)]
 
 
 def rate_limited(request: HttpRequest) -> int | None:

@@ -22,7 +22,7 @@ from django.utils import timezone as django_timezone
 from active_users.api import get_active_users_page
 from active_users.api.views import BadParameter, int_parameter, json_response
 from active_users.conf import conf
-from active_users.last_seen import last_seen_many, status_of
+from active_users.last_seen import catch_up, last_seen_many, status_of
 
 MAX_SEARCH = 150
 SEARCH_RESULTS = 50
@@ -93,6 +93,7 @@ def _search(text: str) -> list[dict[str, Any]]:
     # Lower() on both sides: icontains follows the column's collation on MySQL/MariaDB.
     found = User._default_manager.annotate(_name=Lower(field)).filter(_name__contains=text.lower())
     if conf.LAST_SEEN:
+        catch_up()  # the 50 most recently seen, counting those seen since the last flush
         found = found.annotate(_seen=F("active_users_last_seen__last_activity")).order_by(
             F("_seen").desc(nulls_last=True), field
         )

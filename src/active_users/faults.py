@@ -17,14 +17,16 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import wraps
-from typing import Any
+from typing import Any, TypeVar
 
 from django.core.management.base import BaseCommand, CommandError
 from django.core.signals import setting_changed
 from django.db import Error as DatabaseError  # InterfaceError too (a dead connection)
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from active_users.exceptions import StoreUnavailable
+
+Answer = TypeVar("Answer", bound=HttpResponse)
 
 logger = logging.getLogger("active_users")
 
@@ -74,11 +76,11 @@ def _setting_changed(*, setting: str, **kwargs: Any) -> None:
 setting_changed.connect(_setting_changed)
 
 
-def json_guard(view: Callable[..., JsonResponse]) -> Callable[..., JsonResponse]:
+def json_guard(view: Callable[..., Answer]) -> Callable[..., Answer | JsonResponse]:
     """A view whose store, database or cache fails answers 503 ``{"error": …}``."""
 
     @wraps(view)
-    def guarded(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
+    def guarded(request: HttpRequest, *args: Any, **kwargs: Any) -> Answer | JsonResponse:
         try:
             return view(request, *args, **kwargs)
         except CAUGHT as exc:

@@ -34,6 +34,8 @@ BATCH_SIZE = 1000
 # Flushes re-read this many seconds before the previous one ended, for app servers whose
 # clocks run a little behind; writing a time twice is harmless.
 CLOCK_SLACK = 5.0
+# Readers bring the rows up to date at most once per this many seconds, fleet-wide.
+CATCH_UP_HOLD = 1.0
 
 
 def _write(rows: list[tuple[str, float]]) -> int:
@@ -50,7 +52,7 @@ def _write(rows: list[tuple[str, float]]) -> int:
     alias = conf.DATABASE
     existing = User.objects.using(alias).filter(pk__in=list(wanted)).values_list("pk", flat=True)
     records = [
-        LastSeen(user_id=pk, last_activity=_aware(wanted[pk]))
+        LastSeen(user_id=pk, last_activity=as_datetime(wanted[pk]))
         for pk in existing  # deleted users leave nothing behind
     ]
     with_target = connections[alias].features.supports_update_conflicts_with_target
@@ -63,7 +65,8 @@ def _write(rows: list[tuple[str, float]]) -> int:
     return len(records)
 
 
-def _aware(stamp: float) -> datetime:
+def as_datetime(stamp: float) -> datetime:
+    """A timestamp as the database columns hold it: aware, or naive with ``USE_TZ`` off."""
     moment = datetime.fromtimestamp(stamp, tz=timezone.utc)
     if django_timezone.is_naive(django_timezone.now()):  # USE_TZ = False
         return django_timezone.make_naive(moment)
@@ -96,6 +99,53 @@ def _copy(backend: BaseBackend, since: float, until: float) -> int:
             break
     backend.flush_done(until)
     return written
+
+
+def catch_up(now: float | None = None) -> int:
+    """Bring the ``LastSeen`` rows up to date with the live store before a read that
+    filters or orders by last activity; return how many users were written.
+
+    It copies the users touched since the last flush (or catch-up), a cost that follows
+    the number of users active since then, never the size of the store or of the table.
+    One reader of the fleet does it per ``CATCH_UP_HOLD`` seconds; the others read the
+    rows as they are, at most that much behind. A failing store is skipped: the rows are
+    then read as the last flush left them.
+    """
+    if not conf.LAST_SEEN:
+        return 0
+    now = time.time() if now is None else now
+    try:
+        with reading():  # this process's pending refreshes first
+            backend = get_backend()
+            since = backend.claim_catch_up(CATCH_UP_HOLD, now)
+        if since is None:
+            return 0
+        written, cursor = 0, None
+        while True:
+            with reading():
+                rows, cursor = backend.seen_between(
+                    max(0.0, since - CLOCK_SLACK), now, BATCH_SIZE, cursor
+                )
+            written += _write(rows) if rows else 0
+            if cursor is None:
+                break
+        with reading():
+            backend.flush_done(now)
+    except StoreUnavailable:
+        return 0
+    return written
+
+
+def live_seen(user_ids: list[str]) -> dict[str, float]:
+    """The live store's last touch of each of these users, in one round trip; nothing when
+    the store is unavailable."""
+    if not user_ids:
+        return {}
+    try:
+        with reading():
+            return get_backend().seen(user_ids)
+    except StoreUnavailable:
+        return {}
 
 
 class Flusher(BackgroundJob):
@@ -147,12 +197,7 @@ def last_seen_many(users: Iterable[Any]) -> dict[str, datetime | None]:
     ids = list(dict.fromkeys(_user_id(u) for u in users))
     if not ids:
         return {}
-    found: dict[str, float] = {}
-    try:
-        with reading():
-            found = get_backend().seen(ids)
-    except StoreUnavailable:
-        pass
+    found = live_seen(ids)
     if conf.LAST_SEEN:
         from active_users.models import LastSeen
 
@@ -198,9 +243,10 @@ def is_online(user: Any) -> bool:
 def users_seen_within(
     within: timedelta = timedelta(minutes=15), queryset: QuerySet[Any] | None = None
 ) -> QuerySet[Any]:
-    """Users whose stored last-seen time is within ``within``, newest first, annotated with
-    ``last_seen_at``; a queryset to filter, annotate or order further. It reads the
-    database, which lags the live store by up to ``ACTIVE_USERS_LAST_SEEN_INTERVAL``."""
+    """Users seen within ``within``, newest first, annotated with ``last_seen_at``; a
+    queryset to filter, annotate or order further. The rows are first brought up to date
+    with the live store (:func:`catch_up`)."""
+    catch_up()
     if queryset is None:
         queryset = get_user_model()._default_manager.all()
     since = django_timezone.now() - within

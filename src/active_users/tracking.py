@@ -259,6 +259,19 @@ class Tracker:
 tracker = Tracker()
 
 
+def record_user(user: Any) -> None:
+    """Record ``user`` as active now without a request of theirs (from a view or a task):
+    through the tracker, as a request with no session and no address would be, so it is
+    counted, last seen and signalled like any other. Never raises."""
+    from django.http import HttpRequest
+
+    if user is None or not user.is_authenticated:
+        return
+    request = HttpRequest()
+    request.user = user
+    tracker.track(request)
+
+
 def background_work() -> None:
     """Start the last-seen flush and the history sampler when they are due (each checks a
     clock and returns)."""

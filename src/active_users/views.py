@@ -57,7 +57,7 @@ def _token_user(request: HttpRequest) -> Any:
 
 @csrf_exempt  # checked below for cookie-authenticated requests, not for token ones
 @json_guard
-def log_activity(request: HttpRequest) -> JsonResponse:
+def log_activity(request: HttpRequest) -> HttpResponse:
     """Record client-side events: see the README, "Client-side activity"."""
     if request.method != "POST":
         response = _error(405, "method", f"{request.method} is not allowed; use POST")
@@ -80,4 +80,7 @@ def log_activity(request: HttpRequest) -> JsonResponse:
         events = read_events(request)
     except Invalid as invalid:
         return _error(invalid.status, invalid.field, str(invalid).split(": ", 1)[1])
-    return JsonResponse({"logged": store(request, events)}, status=201)
+    logged = store(request, events)
+    if request.content_type != "application/json":
+        return HttpResponse(status=204)  # a form's answer, as django-djaffar's
+    return JsonResponse({"logged": logged}, status=201)

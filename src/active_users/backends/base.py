@@ -241,6 +241,17 @@ class BaseBackend:
         """Record that last-seen times up to ``until`` are in the database."""
         raise NotImplementedError
 
+    def claim_catch_up(self, hold: float, now: float | None = None) -> float | None:
+        """Claim, for ``hold`` seconds fleet-wide, bringing the last-seen rows up to date
+        before a read that filters or orders by last activity.
+
+        Returns what :meth:`claim_flush` returns: the time up to which the rows are
+        written, or None when another reader claimed it less than ``hold`` seconds ago. This
+        default shares the periodic flush's claim, so readers wait out a running interval's
+        claim; a backend with a claim of its own lets them catch up at any time.
+        """
+        return self.claim_flush(hold, now)
+
     # History (``active_users.history``)
     def claim_minute(self, minute: int) -> bool:
         """Whether this process should sample minute ``minute`` (UNIX time // 60): True
@@ -315,6 +326,9 @@ class BaseBackend:
 
     async def aflush_done(self, until: float) -> None:
         await sync_to_async(self.flush_done)(until)
+
+    async def aclaim_catch_up(self, hold: float, now: float | None = None) -> float | None:
+        return await sync_to_async(self.claim_catch_up)(hold, now)
 
     async def aclaim_minute(self, minute: int) -> bool:
         return await sync_to_async(self.claim_minute)(minute)

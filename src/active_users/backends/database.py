@@ -35,6 +35,7 @@ from active_users.conf import conf
 from active_users.signals import user_became_active
 
 FLUSH_KEY = "last-seen-flush"
+CATCH_UP_KEY = "last-seen-catch-up"
 # How many (day, person) marks a process remembers before it starts over.
 MAX_NOTED = 100_000
 
@@ -319,23 +320,43 @@ class DatabaseBackend(BaseBackend):
             return batch, None
         return batch, encode_cursor(found[-1][1].isoformat(), found[-1][2])
 
-    # The flush claim is a bookkeeping row: ``touched`` holds the claim's end, ``data`` the
-    # time up to which the last flush wrote.
-    def claim_flush(self, hold: float, now: float | None = None) -> float | None:
+    # A claim is a bookkeeping row whose ``touched`` holds the claim's end; the flush's row
+    # keeps in ``data`` the time up to which the last flush (or catch-up) wrote.
+    def _claim(self, key: str, hold: float, now: float | None) -> bool:
         now = time.time() if now is None else now
-        claim = self.objects.filter(key=FLUSH_KEY, kind=self.kind.MARK)
-        if not claim.filter(touched__lte=_datetime(now)).update(touched=_datetime(now + hold)):
-            try:
-                with transaction.atomic(using=self.alias):
-                    self.model(
-                        key=FLUSH_KEY, kind=self.kind.MARK, data="0", touched=_datetime(now + hold)
-                    ).save(using=self.alias, force_insert=True)
-            except IntegrityError:
-                return None
-        return float(claim.values_list("data", flat=True).first() or 0)
+        claim = self.objects.filter(key=key, kind=self.kind.MARK)
+        if claim.filter(touched__lte=_datetime(now)).update(touched=_datetime(now + hold)):
+            return True
+        try:
+            with transaction.atomic(using=self.alias):
+                self.model(
+                    key=key, kind=self.kind.MARK, data="0", touched=_datetime(now + hold)
+                ).save(using=self.alias, force_insert=True)
+        except IntegrityError:
+            return False
+        return True
+
+    def _flushed(self) -> float:
+        mark = self.objects.filter(key=FLUSH_KEY, kind=self.kind.MARK)
+        return float(mark.values_list("data", flat=True).first() or 0)
+
+    def claim_flush(self, hold: float, now: float | None = None) -> float | None:
+        return self._flushed() if self._claim(FLUSH_KEY, hold, now) else None
+
+    def claim_catch_up(self, hold: float, now: float | None = None) -> float | None:
+        return self._flushed() if self._claim(CATCH_UP_KEY, hold, now) else None
 
     def flush_done(self, until: float) -> None:
-        self.objects.filter(key=FLUSH_KEY, kind=self.kind.MARK).update(data=repr(until))
+        mark = self.objects.filter(key=FLUSH_KEY, kind=self.kind.MARK)
+        if mark.update(data=repr(until)):
+            return
+        try:  # a catch-up before any flush: the row starts unclaimed
+            with transaction.atomic(using=self.alias):
+                self.model(
+                    key=FLUSH_KEY, kind=self.kind.MARK, data=repr(until), touched=_datetime(0)
+                ).save(using=self.alias, force_insert=True)
+        except IntegrityError:
+            mark.update(data=repr(until))
 
     # History
     @property

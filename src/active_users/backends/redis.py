@@ -113,6 +113,7 @@ class RedisBackend(BaseBackend):
         self.visitors_key = f"{tag}:visitors"
         self.flush_lock_key = f"{tag}:last_seen_lock"
         self.flushed_key = f"{tag}:last_seen_flushed"
+        self.catch_up_lock_key = f"{tag}:last_seen_catch_up"
         self.minutes_key = f"{tag}:history:minutes"
         self.hours_key = f"{tag}:history:hours"
         self.uniques_prefix = f"{tag}:uniques"
@@ -303,6 +304,7 @@ class RedisBackend(BaseBackend):
         return (
             self.entries_key, self.users_key, self.visitors_key,
             self.flush_lock_key, self.flushed_key, self.sessions_key, self.session_times_key,
+            self.catch_up_lock_key,
         )  # fmt: skip
 
     def clear(self) -> None:
@@ -367,6 +369,15 @@ class RedisBackend(BaseBackend):
 
     def flush_done(self, until: float) -> None:
         self.client.set(self.flushed_key, repr(until), ex=int(conf.users_retention * 2 + 1))
+
+    def claim_catch_up(self, hold: float, now: float | None = None) -> float | None:
+        pipe = self.client.pipeline(transaction=False)
+        pipe.set(self.catch_up_lock_key, "1", nx=True, px=max(1, int(hold * 1000)))
+        pipe.get(self.flushed_key)
+        claimed, flushed = pipe.execute()
+        if not claimed:
+            return None
+        return float(flushed) if flushed else 0.0
 
     def clear_expired(self, now: float | None = None) -> int:
         pipe = self.client.pipeline(transaction=False)
