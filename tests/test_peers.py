@@ -204,3 +204,17 @@ def test_json_posts_keep_their_answers(reader) -> None:
 
 def test_the_user_model_is_the_projects(db) -> None:
     assert OnlineUserActivity._meta.get_field("user").related_model is get_user_model()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_async_code_gets_the_queryset_and_can_catch_up_first(make_user) -> None:
+    from asgiref.sync import sync_to_async
+
+    from active_users.last_seen import acatch_up
+
+    user = await sync_to_async(make_user)("async-reader")
+    await sync_to_async(touch)(user, 0)
+    activities = OnlineUserActivity.get_user_activities()  # no database call in the loop
+    assert await activities.acount() == 0
+    assert await acatch_up() == 1
+    assert [a.user_id async for a in OnlineUserActivity.get_user_activities()] == [user.pk]

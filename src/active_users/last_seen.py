@@ -10,11 +10,13 @@ flush or restart loses at most the last interval. Reads merge both sources.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.contrib.auth import get_user_model
 from django.core.signals import setting_changed
 from django.db import connections
@@ -111,7 +113,7 @@ def catch_up(now: float | None = None) -> int:
     rows as they are, at most that much behind. A failing store is skipped: the rows are
     then read as the last flush left them.
     """
-    if not conf.LAST_SEEN:
+    if not conf.LAST_SEEN or _in_event_loop():
         return 0
     now = time.time() if now is None else now
     try:
@@ -134,6 +136,20 @@ def catch_up(now: float | None = None) -> int:
     except StoreUnavailable:
         return 0
     return written
+
+
+async def acatch_up(now: float | None = None) -> int:
+    """Async twin of :func:`catch_up`, for async code about to read the rows (the sync
+    version does nothing in an event loop, where the database may not be used)."""
+    return await sync_to_async(catch_up)(now)
+
+
+def _in_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 def live_seen(user_ids: list[str]) -> dict[str, float]:
