@@ -19,6 +19,7 @@ from active_users.backends import Presence, get_backend
 from active_users.last_seen import catch_up, flush_last_seen, users_seen_within
 from active_users.models import Activity, LastSeen, OnlineUserActivity
 from active_users.signals import user_became_active
+from tests.redis_server import free_port
 
 pytestmark = pytest.mark.usefixtures("backend_name")
 
@@ -218,3 +219,19 @@ async def test_async_code_gets_the_queryset_and_can_catch_up_first(make_user) ->
     assert await activities.acount() == 0
     assert await acatch_up() == 1
     assert [a.user_id async for a in OnlineUserActivity.get_user_activities()] == [user.pk]
+
+
+def test_reads_answer_from_the_rows_when_the_store_refuses_connections(make_user) -> None:
+    user = make_user("kept")
+    LastSeen.objects.create(user=user, last_activity=timezone.now())
+    dead = f"redis://127.0.0.1:{free_port()}/0"
+    with override_settings(
+        ACTIVE_USERS_BACKEND="redis", ACTIVE_USERS_REDIS_URL=dead, ACTIVE_USERS_REDIS_CLUSTER=False
+    ):
+        assert catch_up() == 0
+        assert [a.user for a in OnlineUserActivity.get_user_activities()] == [user]
+        assert [u.username for u in users_seen_within()] == ["kept"]
+        admin = Client()
+        admin.force_login(make_user("root", is_staff=True, is_superuser=True))
+        page = admin.get("/admin/auth/user/", {"last_seen": "hour"})
+        assert page.status_code == 200 and ">kept<" in page.content.decode()

@@ -19,7 +19,7 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.contrib.auth import get_user_model
 from django.core.signals import setting_changed
-from django.db import connections
+from django.db import DatabaseError, connections, transaction
 from django.db.models import F, QuerySet
 from django.utils import timezone as django_timezone
 
@@ -29,7 +29,7 @@ from active_users.backends.health import reading
 from active_users.background import BackgroundJob
 from active_users.conf import conf
 from active_users.exceptions import StoreUnavailable
-from active_users.faults import database_optional
+from active_users.faults import database_optional, warn_once
 
 ONLINE, IDLE, OFFLINE = "online", "idle", "offline"
 BATCH_SIZE = 1000
@@ -128,12 +128,17 @@ def catch_up(now: float | None = None) -> int:
                 rows, cursor = backend.seen_between(
                     max(0.0, since - CLOCK_SLACK), now, BATCH_SIZE, cursor
                 )
-            written += _write(rows) if rows else 0
+            if rows:
+                with transaction.atomic(using=conf.DATABASE):  # a savepoint in a request's
+                    written += _write(rows)
             if cursor is None:
                 break
         with reading():
             backend.flush_done(now)
     except StoreUnavailable:
+        return 0
+    except DatabaseError as exc:  # the read that follows says what it can
+        warn_once("last seen is read without catching up", exc)
         return 0
     return written
 
