@@ -18,10 +18,9 @@ from django.db.models import F, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
-from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from active_users import dashboard
+from active_users import clock, dashboard
 from active_users.api import views as api_views
 from active_users.conf import conf
 from active_users.history import RANGES
@@ -149,7 +148,7 @@ class LastSeenFilter(admin.SimpleListFilter):
         if value == "never":
             return queryset.filter(active_users_last_seen__isnull=True)
         if value in self.WINDOWS:
-            since = timezone.now() - self.WINDOWS[value]
+            since = clock.ago(self.WINDOWS[value])
             return queryset.filter(active_users_last_seen__last_activity__gte=since)
         return queryset
 

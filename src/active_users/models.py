@@ -5,8 +5,9 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
-from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+
+from active_users import clock
 
 
 class Kind(models.IntegerChoices):
@@ -141,7 +142,7 @@ class LastSeen(models.Model):
         cls, time_delta: timedelta = timedelta(minutes=15)
     ) -> models.QuerySet[LastSeen]:
         """Rows of users active within ``time_delta``, newest first (django-online-users)."""
-        since = timezone.now() - time_delta
+        since = clock.ago(time_delta)
         return cls.objects.filter(last_activity__gte=since).order_by("-last_activity")
 
 

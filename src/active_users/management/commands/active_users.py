@@ -1,12 +1,12 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from active_users import api
+from active_users import api, clock
 from active_users.conf import conf
 from active_users.exceptions import StoreUnavailable
 from active_users.history import get_uniques
@@ -16,7 +16,7 @@ CLEAR = "\033[H\033[2J"
 
 
 def _age(moment: datetime) -> str:
-    seconds = max(0, int((datetime.now(timezone.utc) - moment).total_seconds()))
+    seconds = max(0, int(clock.seconds_since(moment)))
     return f"{seconds} s ago"
 
 

@@ -7,9 +7,8 @@ from types import SimpleNamespace
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
-from django.utils import timezone
-from django.utils.dateparse import parse_date, parse_datetime
 
+from active_users import clock
 from active_users.conf import conf
 from active_users.models import Activity
 from active_users.text import csv_cell
@@ -19,12 +18,10 @@ BATCH = 5000
 
 
 def _moment(value: str) -> datetime:
-    moment = parse_datetime(value)
-    if moment is None and (day := parse_date(value)) is not None:
-        moment = datetime(day.year, day.month, day.day)
+    moment = clock.parse(value, allow_date=True)
     if moment is None:
         raise CommandError(f"Not a date: {value!r} (use 2026-11-01 or 2026-11-01T12:00:00Z).")
-    return timezone.make_aware(moment) if timezone.is_naive(moment) else moment
+    return clock.from_client(moment)
 
 
 class Command(BaseCommand):
@@ -78,7 +75,7 @@ class Command(BaseCommand):
             )
             rows = list(batch.values_list(*FIELDS)[:BATCH])
             for row in rows:
-                yield [value.isoformat() if isinstance(value, datetime) else value
+                yield [clock.iso(value) if isinstance(value, datetime) else value
                        for value in row]  # fmt: skip
             if len(rows) < BATCH:
                 return
