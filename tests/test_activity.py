@@ -120,6 +120,8 @@ def test_token_authentication_through_django_rest_framework(make_user) -> None:
         ({"date": "2026-13-45T99:00:00Z"}, 400, "date", "not an ISO 8601"),
         ({"date": "2026-11-22T10:00:00"}, 400, "date", "time zone"),
         ({"date": "2001-01-01T00:00:00Z"}, 400, "date", "from the server's clock"),
+        ({"date": "2126-01-01T00:00:00+14:00"}, 400, "date", "from the server's clock"),
+        ({"date": "2026-02-30T10:00:00Z"}, 400, "date", "not an ISO 8601"),
         ({"date": 12345}, 400, "date", "must be a string"),
         ({"date": "NOW", "path": "/x"}, 400, "date", "not an ISO 8601"),
         ({"date": "@now", "path": "/" + "a" * 2000}, 400, "path", "longer than 2000"),

@@ -169,8 +169,11 @@ def test_the_export_reads_local_dates_and_writes_times_with_their_offset(db, tmp
 
 
 @pytest.mark.usefixtures("backend_name")
-def test_the_active_users_command_shows_ages_in_seconds(make_user) -> None:
+def test_the_active_users_command_shows_ages_and_times_with_their_offset(make_user) -> None:
     login(make_user, username="reader").get("/page/")
-    out = StringIO()
-    call_command("active_users", stdout=out)
-    assert re.search(r"reader.* [0-4] s ago", out.getvalue())
+    table, as_json = StringIO(), StringIO()
+    call_command("active_users", stdout=table)
+    assert re.search(r"reader.* [0-4] s ago", table.getvalue())
+    call_command("active_users", "--json", stdout=as_json)
+    [entry] = json.loads(as_json.getvalue())["active_users"]
+    assert abs(instant(entry["last_active"]) - time.time()) < 5

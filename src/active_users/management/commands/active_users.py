@@ -57,7 +57,7 @@ class Command(BaseCommand):
         except StoreUnavailable as exc:
             raise CommandError(str(exc)) from exc
         if as_json:
-            users = [{**u, "last_active": u["last_active"].isoformat()} for u in page.users]
+            users = [{**u, "last_active": clock.iso(u["last_active"])} for u in page.users]
             found = {"entries": counts.entries, "users": counts.users,
                      "visitors": counts.visitors, "active_users": users}  # fmt: skip
             if uniques is not None:
