@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from active_users import clock
 from active_users.conf import conf
+from active_users.faults import warn_once
 from active_users.requests import get_client_ip, hash_session_key, stored_ip
 
 if TYPE_CHECKING:
@@ -87,7 +88,7 @@ def _date(value: Any, now: datetime) -> datetime:
 
 
 def _path_from_referer(request: HttpRequest) -> str:
-    referer = request.META.get("HTTP_REFERER", "")
+    referer = str(request.META.get("HTTP_REFERER", ""))
     if not referer:
         return ""
     parts = urlsplit(referer)
@@ -152,16 +153,25 @@ def rate_limited(request: HttpRequest) -> int | None:
     now = time.time()
     window = int(now // seconds)
     key = f"active_users:rate:{who}:{window}"
-    cache = caches[conf.CACHE]
-    cache.add(key, 0, timeout=seconds + 1)
     try:
-        used = cache.incr(key)
-    except ValueError:  # expired between add and incr
-        cache.set(key, 1, timeout=seconds + 1)
-        used = 1
+        used = _hit(key, seconds)
+    except Exception as exc:  # the cache is down: the limit fails open, the events are kept
+        warn_once("the log/ rate limit is off while its cache fails", exc)
+        return None
     if used > count:
         return max(1, int((window + 1) * seconds - now) + 1)
     return None
+
+
+def _hit(key: str, seconds: int) -> int:
+    """Count one request in the window's counter; return the window's count."""
+    cache = caches[conf.CACHE]
+    cache.add(key, 0, timeout=seconds + 1)
+    try:
+        return int(cache.incr(key))
+    except ValueError:  # expired between add and incr
+        cache.set(key, 1, timeout=seconds + 1)
+        return 1
 
 
 _sessions_written: dict[str, None] = {}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.contrib import admin
@@ -26,9 +26,15 @@ from active_users.conf import conf
 from active_users.history import RANGES
 from active_users.last_seen import ONLINE, status_of
 from active_users.models import Activity, Dashboard, LastSeen, SessionInfo
+from active_users.permissions import is_staff
+
+if TYPE_CHECKING:
+    ModelAdmin = admin.ModelAdmin[Any]
+else:
+    ModelAdmin = admin.ModelAdmin
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin(ModelAdmin):
     # No bulk actions ("Delete selected" included). Deleting stays permitted: the admin
     # refuses to delete a user whose rows here the staff member could not delete.
     actions = None
@@ -69,7 +75,7 @@ def _dashboard_websocket() -> str:
     return "/ws/active-users/dashboard/"
 
 
-class DashboardAdmin(admin.ModelAdmin):
+class DashboardAdmin(ModelAdmin):
     """The live dashboard: listed in the admin index for every staff member; the page and
     its JSON views are served by the admin site, so they need no URL configuration."""
 
@@ -82,10 +88,10 @@ class DashboardAdmin(admin.ModelAdmin):
     }
 
     def has_module_permission(self, request: HttpRequest) -> bool:
-        return dashboard.is_staff(request)
+        return is_staff(request)
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return dashboard.is_staff(request)
+        return is_staff(request)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -103,7 +109,7 @@ class DashboardAdmin(admin.ModelAdmin):
         wrap = self.admin_site.admin_view
 
         def data(name: str) -> URLPattern:
-            view = api_views.api_view(self.DATA[name], allowed=dashboard.is_staff)
+            view = api_views.api_view(self.DATA[name], allowed=is_staff)
             return path(f"data/{name}/", wrap(view), name=self._url_name(name))
 
         page = wrap(self.changelist_view)
@@ -165,8 +171,11 @@ class LastSeenColumns:
         return status_of(obj._last_seen) == ONLINE
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
-        queryset = super().get_queryset(request)  # type: ignore[misc]
-        return queryset.annotate(_last_seen=F("active_users_last_seen__last_activity"))
+        queryset: QuerySet[Any] = super().get_queryset(request)  # type: ignore[misc]
+        annotated: QuerySet[Any] = queryset.annotate(
+            _last_seen=F("active_users_last_seen__last_activity")
+        )
+        return annotated
 
 
 def extend_user_admin(site: admin.AdminSite = admin.site) -> None:

@@ -29,11 +29,6 @@ SEARCH_RESULTS = 50
 TOP_PAGES = 10
 
 
-def is_staff(request: HttpRequest) -> bool:
-    user = getattr(request, "user", None)
-    return bool(user is not None and user.is_active and user.is_staff)
-
-
 def _activity_model() -> Any:
     return apps.get_model("active_users", "Activity") if apps.is_installed("active_users") else None
 

@@ -27,6 +27,7 @@ from active_users.backends.health import reading
 from active_users.background import BackgroundJob
 from active_users.conf import conf
 from active_users.exceptions import StoreUnavailable
+from active_users.faults import database_optional
 
 ONLINE, IDLE, OFFLINE = "online", "idle", "offline"
 BATCH_SIZE = 1000
@@ -151,8 +152,9 @@ def last_seen_many(users: Iterable[Any]) -> dict[str, datetime | None]:
         pk_field = get_user_model()._meta.pk
         keys = [pk_field.to_python(i) for i in ids]
         stored = LastSeen.objects.using(conf.DATABASE).filter(user_id__in=keys)
-        for pk, moment in stored.values_list("user_id", "last_activity"):
-            found[str(pk)] = max(found.get(str(pk), 0.0), clock.to_timestamp(moment))
+        with database_optional("last seen is read from the live store alone"):
+            for pk, moment in stored.values_list("user_id", "last_activity"):
+                found[str(pk)] = max(found.get(str(pk), 0.0), clock.to_timestamp(moment))
     return {i: (clock.from_timestamp(found[i]) if i in found else None) for i in ids}
 
 

@@ -28,6 +28,7 @@ __all__ = [
     "aget_active_visitors_count",
     "aget_distinct_active_users_count",
     "clear_active_users",
+    "erase_user",
     "get_active_counts",
     "get_active_users",
     "get_active_users_count",
@@ -121,6 +122,14 @@ def clear_active_users() -> None:
     with reading():
         get_backend().clear()
     buffer.cleared()
+
+
+def erase_user(user: Any) -> dict[str, int]:
+    """Remove everything the package holds about a user (or a primary key), from every
+    store; see :func:`active_users.erasure.erase_user` and the README, "Erasure"."""
+    from active_users.erasure import erase_user as erase
+
+    return erase(user)
 
 
 async def aget_active_users_count() -> int:

@@ -22,7 +22,7 @@ from active_users.api import (
     get_active_users_page,
 )
 from active_users.conf import conf
-from active_users.exceptions import StoreUnavailable
+from active_users.faults import json_guard
 from active_users.history import RANGES, get_history, get_uniques
 from active_users.permissions import has_api_permission
 
@@ -62,13 +62,12 @@ def api_view(view: View, allowed: Callable[[HttpRequest], bool] = has_api_permis
     @never_cache
     @require_safe
     @wraps(view)
+    @json_guard  # the store, the database (the permission's user too) or a cache failing
     def wrapped(request: HttpRequest) -> JsonResponse:
         if not allowed(request):
             return _error(403, "You do not have permission to see active users.")
         try:
             return view(request)
-        except StoreUnavailable:
-            return _error(503, "The active users store is not answering; try again shortly.")
         except BadParameter as exc:
             return _error(400, str(exc))
         except ValueError as exc:

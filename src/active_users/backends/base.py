@@ -156,8 +156,9 @@ def decode_cursor(cursor: str, *types: type) -> tuple[Any, ...]:
 class BaseBackend:
     """Where active entries live.
 
-    Subclasses implement the sync methods; the ``a*`` twins run them in a thread unless a
-    backend has native async calls. Times are UNIX timestamps (``time.time()``); an entry
+    Subclasses implement the sync methods; every method has an ``a*`` twin that runs it in
+    a thread unless the backend has native async calls (the Redis backend does for the
+    request path and the reads). Times are UNIX timestamps (``time.time()``); an entry
     is active while ``now - last_touch < ACTIVE_USERS_KEY_EXPIRE``.
     """
 
@@ -284,6 +285,52 @@ class BaseBackend:
 
     async def aclear(self) -> None:
         await sync_to_async(self.clear)()
+
+    async def atouch_many(self, items: list[tuple[Presence, float]]) -> None:
+        await sync_to_async(self.touch_many)(items)
+
+    async def aremove_session(self, session: str) -> None:
+        await sync_to_async(self.remove_session)(session)
+
+    async def aclear_expired(self, now: float | None = None) -> int:
+        return await sync_to_async(self.clear_expired)(now)
+
+    async def aremove_user(self, user_id: str) -> None:
+        await sync_to_async(self.remove_user)(user_id)
+
+    async def aseen(self, user_ids: list[str]) -> dict[str, float]:
+        return await sync_to_async(self.seen)(user_ids)
+
+    async def aseen_between(
+        self, since: float, until: float, limit: int, cursor: str | None = None
+    ) -> tuple[list[tuple[str, float]], str | None]:
+        return await sync_to_async(self.seen_between)(since, until, limit, cursor)
+
+    async def aclaim_flush(self, hold: float, now: float | None = None) -> float | None:
+        return await sync_to_async(self.claim_flush)(hold, now)
+
+    async def aflush_done(self, until: float) -> None:
+        await sync_to_async(self.flush_done)(until)
+
+    async def aclaim_minute(self, minute: int) -> bool:
+        return await sync_to_async(self.claim_minute)(minute)
+
+    async def arecord_sample(self, sample: Sample) -> None:
+        await sync_to_async(self.record_sample)(sample)
+
+    async def asamples(self, hourly: bool, since: int, until: int) -> list[Sample]:
+        return await sync_to_async(self.samples)(hourly, since, until)
+
+    async def auniques(self, today: date, days: int, months: int, windows: list[int]) -> Uniques:
+        return await sync_to_async(self.uniques)(today, days, months, windows)
+
+    async def aclear_history(self) -> None:
+        await sync_to_async(self.clear_history)()
+
+    async def aclose(self) -> None:
+        """Release connections (those of the running event loop, where a backend keeps
+        them per loop)."""
+        await sync_to_async(self.close)()
 
     @staticmethod
     def cutoff(now: float | None) -> float:

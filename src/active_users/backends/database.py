@@ -70,6 +70,11 @@ def _retrying(call: Any) -> Any:
     raise AssertionError("unreachable")
 
 
+def unique_key(who: str) -> str:
+    """The ``DailyUnique.key`` of a user id (or a visitor's hash)."""
+    return hashlib.blake2b(who.encode(), digest_size=16).hexdigest()
+
+
 class DatabaseBackend(BaseBackend):
     def __init__(self) -> None:
         if not apps.is_installed("active_users"):
@@ -154,7 +159,7 @@ class DatabaseBackend(BaseBackend):
             with self._noted_lock:
                 if self._noted_day == day and mark in self._noted:
                     continue
-            key = hashlib.blake2b(mark[1].encode(), digest_size=16).hexdigest()
+            key = unique_key(mark[1])
             found[(day, *mark)] = self.unique_model(day=day, kind=kind, key=key)
         return found
 
@@ -172,7 +177,7 @@ class DatabaseBackend(BaseBackend):
         # transaction around the statements deadlocks concurrent touches.
         if connections[self.alias].vendor == "mysql":
             return self._write(presence, rows, now, _retrying)
-        return _retrying(lambda: self._write_in_transaction(presence, rows, now))
+        return bool(_retrying(lambda: self._write_in_transaction(presence, rows, now)))
 
     def _write_in_transaction(self, presence: Presence, rows: list[Any], now: float | None) -> bool:
         with transaction.atomic(using=self.alias):

@@ -27,7 +27,7 @@ import asyncio
 import time
 import weakref
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, cast
 
 import redis
 import redis.asyncio as aioredis
@@ -71,11 +71,11 @@ def connection_settings() -> tuple[str, dict[str, Any]]:
                 "active_users: the Redis backend needs ACTIVE_USERS_REDIS_URL or a Redis "
                 "default cache (django-redis or django.core.cache.backends.redis.RedisCache)."
             )
-        location = cache.get("LOCATION", "redis://127.0.0.1:6379/0")
+        location: Any = cache.get("LOCATION", "redis://127.0.0.1:6379/0")
         if isinstance(location, str):
             location = location.split(",")
         url = str(next(iter(location))).strip()
-        cache_options = dict(cache.get("OPTIONS", {}))
+        cache_options: dict[str, Any] = dict(cache.get("OPTIONS") or {})  # type: ignore[arg-type]
         options.update(cache_options.get("CONNECTION_POOL_KWARGS", {}))
         for name in ("password", "username", "db"):
             value = cache_options.get(name, cache_options.get(name.upper()))
@@ -269,18 +269,24 @@ class RedisBackend(BaseBackend):
 
     async def apage(self, limit: int, cursor: str | None = None, now: float | None = None) -> Page:
         key, high, low, skip, count, top = self._page_args(limit, cursor, now)
-        rows = await self.aclient.zrevrangebyscore(
-            key, high, low, start=skip, num=count, withscores=True
+        rows = cast(
+            "list[tuple[bytes, float]]",
+            await self.aclient.zrevrangebyscore(
+                key, high, low, start=skip, num=count, withscores=True
+            ),
         )
         return self._page_result(rows, limit, top, skip)
 
     def members(self, now: float | None = None) -> list[str]:
-        rows = self.client.zrevrangebyscore(self.entries_key, "+inf", f"({self.cutoff(now)!r}")
+        rows: list[bytes] = self.client.zrevrangebyscore(
+            self.entries_key, "+inf", f"({self.cutoff(now)!r}"
+        )
         return [m.decode() for m in rows]
 
     async def amembers(self, now: float | None = None) -> list[str]:
-        rows = await self.aclient.zrevrangebyscore(
-            self.entries_key, "+inf", f"({self.cutoff(now)!r}"
+        rows = cast(
+            "list[bytes]",
+            await self.aclient.zrevrangebyscore(self.entries_key, "+inf", f"({self.cutoff(now)!r}"),
         )
         return [m.decode() for m in rows]
 
@@ -316,10 +322,20 @@ class RedisBackend(BaseBackend):
                     doomed.append(member)
             except (ValueError, TypeError):
                 continue
+        # The session index: each of the user's sessions maps to the user's members only.
+        gone = {m.decode() if isinstance(m, bytes) else m for m in doomed}
+        sessions = [
+            session
+            for session, members in self.client.hscan_iter(self.sessions_key, count=1000)
+            if gone.intersection(members.decode().split("\n"))
+        ]
         pipe = self.client.pipeline(transaction=False)
         pipe.zrem(self.users_key, user_id)
         if doomed:
             pipe.zrem(self.entries_key, *doomed)
+        if sessions:
+            pipe.hdel(self.sessions_key, *sessions)
+            pipe.zrem(self.session_times_key, *sessions)
         pipe.execute()
 
     def seen(self, user_ids: list[str]) -> dict[str, float]:

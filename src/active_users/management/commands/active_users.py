@@ -4,11 +4,12 @@ import time
 from datetime import datetime
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from active_users import api, clock
 from active_users.conf import conf
 from active_users.exceptions import StoreUnavailable
+from active_users.faults import GuardedCommand
 from active_users.history import get_uniques
 from active_users.text import printable, printable_json
 
@@ -20,7 +21,7 @@ def _age(moment: datetime) -> str:
     return f"{seconds} s ago"
 
 
-class Command(BaseCommand):
+class Command(GuardedCommand):
     help = (
         "Show who is active now: the counts, unique users today, in 7 and in 30 days, and a "
         "table of active users."

@@ -6,10 +6,11 @@ from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from active_users import clock
 from active_users.conf import conf
+from active_users.faults import GuardedCommand
 from active_users.models import Activity
 from active_users.text import csv_cell
 
@@ -24,7 +25,7 @@ def _moment(value: str) -> datetime:
     return clock.from_client(moment)
 
 
-class Command(BaseCommand):
+class Command(GuardedCommand):
     help = (
         "Export activity of a date range as CSV or JSON lines, streaming in constant memory; "
         "CSV cells a spreadsheet would read as formulas get a leading '."

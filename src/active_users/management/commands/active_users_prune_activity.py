@@ -2,16 +2,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from active_users.activity import retention_cutoff
 from active_users.conf import conf
+from active_users.faults import GuardedCommand
 from active_users.models import Activity
 
 BATCH = 10_000
 
 
-class Command(BaseCommand):
+class Command(GuardedCommand):
     help = (
         "Delete activity older than ACTIVE_USERS_ACTIVITY_RETENTION days (or --days), in batches."
     )

@@ -3,14 +3,15 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from active_users import clock
 from active_users.conf import conf
+from active_users.faults import GuardedCommand
 from active_users.models import LastSeen
 
 
-class Command(BaseCommand):
+class Command(GuardedCommand):
     help = "Delete last-seen rows of users not seen for more than --days days."
 
     def add_arguments(self, parser: Any) -> None:
