@@ -9,15 +9,15 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from django.core.cache import caches
 from django.db import transaction
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 
+from active_users import clock
 from active_users.conf import conf
 from active_users.faults import warn_once
 from active_users.requests import get_client_ip, hash_session_key, stored_ip
@@ -70,25 +70,24 @@ def _date(value: Any, now: datetime, naive_ok: bool = False) -> datetime:
     if value is None or value == "":
         raise Invalid("date", "required: when the event happened, ISO 8601 (2026-11-22T10:00:00Z)")
     text = _text("date", value, 64)
-    try:
-        moment = parse_datetime(text)
-    except ValueError:
-        moment = None
+    moment = clock.parse(text)
     if moment is None:
         raise Invalid("date", f"not an ISO 8601 date and time: {text!r}")
     if timezone.is_naive(moment):
-        if not naive_ok:
+        if not naive_ok:  # a JSON client's zone is unknown: guessing would shift it
             raise Invalid("date", "needs a time zone offset, e.g. Z or +01:00")
         # A form's naive date is in the current time zone, as Django's forms and DRF read it.
-        moment = timezone.make_aware(moment)
-    skew = abs((moment - now).total_seconds())
-    if skew > conf.ACTIVITY_MAX_SKEW:
+        moment = clock.from_client(moment)
+    ahead = -clock.seconds_since(moment, now)
+    if abs(ahead) > conf.ACTIVITY_MAX_SKEW:
         raise Invalid(
             "date",
-            f"{skew:.0f} seconds from the server's clock; at most "
+            f"{abs(ahead):.0f} seconds from the server's clock; at most "
             f"{conf.ACTIVITY_MAX_SKEW:.0f} are allowed",
         )
-    return moment
+    # A date ahead of the server's clock is stored as the time the event arrived, so that
+    # no client can keep its events in the "now" windows of the dashboard.
+    return now if ahead > 0 else clock.normalize(moment)
 
 
 def _path_from_referer(request: HttpRequest) -> str:
@@ -139,7 +138,7 @@ def read_events(request: HttpRequest) -> list[Event]:
     """The events of a request: a JSON object, a JSON list of objects, or a form."""
     limit = conf.ACTIVITY_MAX_BODY
     _text("user agent", request.META.get("HTTP_USER_AGENT", ""), MAX_USER_AGENT)
-    now = timezone.now()
+    now = clock.now()
     if request.content_type == "application/json":
         body = request.body
         if len(body) > limit:
@@ -222,4 +221,4 @@ def store(request: HttpRequest, events: list[Event]) -> int:
 
 
 def retention_cutoff(days: int) -> datetime:
-    return timezone.now() - timedelta(days=days)
+    return clock.ago(days * 86400)

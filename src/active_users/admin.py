@@ -18,14 +18,13 @@ from django.db.models import F, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
-from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from active_users import dashboard
+from active_users import clock, dashboard
 from active_users.api import views as api_views
 from active_users.conf import conf
 from active_users.history import RANGES
-from active_users.last_seen import ONLINE, as_datetime, catch_up, live_seen, status_of
+from active_users.last_seen import ONLINE, catch_up, live_seen, status_of
 from active_users.models import Activity, Dashboard, LastSeen, SessionInfo
 from active_users.permissions import is_staff
 
@@ -155,7 +154,7 @@ class LastSeenFilter(admin.SimpleListFilter):
         if value == "never":
             return queryset.filter(active_users_last_seen__isnull=True)
         if value in self.WINDOWS:
-            since = timezone.now() - self.WINDOWS[value]
+            since = clock.ago(self.WINDOWS[value])
             return queryset.filter(active_users_last_seen__last_activity__gte=since)
         return queryset
 
@@ -194,7 +193,7 @@ class LastSeenColumns:
             stamp = live.get(str(row.pk))
             if stamp is None:
                 continue
-            moment = as_datetime(stamp)  # naive when USE_TZ is off, as the column
+            moment = clock.from_timestamp(stamp)  # naive when USE_TZ is off, as the column
             if row._last_seen is None or moment > row._last_seen:
                 row._last_seen = moment
         return changelist

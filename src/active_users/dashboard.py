@@ -9,7 +9,7 @@ what only staff may see (IP addresses, current paths).
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from typing import Any
 
 from django.apps import apps
@@ -17,8 +17,8 @@ from django.contrib.auth import get_user_model
 from django.db.models import Count, F
 from django.db.models.functions import Lower
 from django.http import HttpRequest, JsonResponse
-from django.utils import timezone as django_timezone
 
+from active_users import clock
 from active_users.api import get_active_users_page
 from active_users.api.views import BadParameter, int_parameter, json_response
 from active_users.conf import conf
@@ -45,10 +45,10 @@ def _current_paths(user_ids: list[str]) -> dict[str, str]:
             keys.append(pk_field.to_python(user_id))
         except Exception:
             continue
-    since = django_timezone.now() - timedelta(seconds=conf.ONLINE_AFTER)
+    since, until = _window()
     rows = (
         Activity.objects.using(conf.DATABASE)
-        .filter(user_id__in=keys, date__gte=since)
+        .filter(user_id__in=keys, date__gte=since, date__lte=until)
         .order_by("-date")
         .values_list("user_id", "path")
     )
@@ -58,8 +58,14 @@ def _current_paths(user_ids: list[str]) -> dict[str, str]:
     return found
 
 
+def _window() -> tuple[datetime, datetime]:
+    """The last ``ONLINE_AFTER`` seconds, bounded by now: rows dated ahead of the server's
+    clock (written before dates were clamped, or by a clock running ahead) are not "now"."""
+    return clock.ago(conf.ONLINE_AFTER), clock.now()
+
+
 def _iso(moment: datetime | None) -> str | None:
-    return moment.isoformat() if moment else None
+    return clock.iso(moment) if moment else None
 
 
 def users(request: HttpRequest) -> JsonResponse:
@@ -78,7 +84,7 @@ def users(request: HttpRequest) -> JsonResponse:
             "user_id": entry.get("user_id", ""),
             "username": entry.get("username") or entry.get("user_id", ""),
             "ip": entry.get("ip", ""),
-            "last_seen": entry["last_active"].isoformat(),
+            "last_seen": clock.iso(entry["last_active"]),
             "status": status_of(entry["last_active"]),
             "path": paths.get(entry.get("user_id", ""), ""),
         }
@@ -123,10 +129,10 @@ def pages(request: HttpRequest) -> JsonResponse:
     Activity = _activity_model()
     if Activity is None:
         return json_response({"enabled": False, "pages": []})
-    since = datetime.now(timezone.utc) - timedelta(seconds=conf.ONLINE_AFTER)
+    since, until = _window()
     rows = (
         Activity.objects.using(conf.DATABASE)
-        .filter(date__gte=since)
+        .filter(date__gte=since, date__lte=until)
         .exclude(path="")
         .values("path")
         .annotate(people=Count("session", distinct=True), events=Count("id"))

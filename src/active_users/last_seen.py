@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterable
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -21,8 +21,8 @@ from django.contrib.auth import get_user_model
 from django.core.signals import setting_changed
 from django.db import DatabaseError, connections, transaction
 from django.db.models import F, QuerySet
-from django.utils import timezone as django_timezone
 
+from active_users import clock
 from active_users.backends import BaseBackend, get_backend
 from active_users.backends.buffer import buffer
 from active_users.backends.health import reading
@@ -54,7 +54,7 @@ def _write(rows: list[tuple[str, float]]) -> int:
     alias = conf.DATABASE
     existing = User.objects.using(alias).filter(pk__in=list(wanted)).values_list("pk", flat=True)
     records = [
-        LastSeen(user_id=pk, last_activity=as_datetime(wanted[pk]))
+        LastSeen(user_id=pk, last_activity=clock.from_timestamp(wanted[pk]))
         for pk in existing  # deleted users leave nothing behind
     ]
     with_target = connections[alias].features.supports_update_conflicts_with_target
@@ -65,14 +65,6 @@ def _write(rows: list[tuple[str, float]]) -> int:
         update_fields=["last_activity"],
     )
     return len(records)
-
-
-def as_datetime(stamp: float) -> datetime:
-    """A timestamp as the database columns hold it: aware, or naive with ``USE_TZ`` off."""
-    moment = datetime.fromtimestamp(stamp, tz=timezone.utc)
-    if django_timezone.is_naive(django_timezone.now()):  # USE_TZ = False
-        return django_timezone.make_naive(moment)
-    return moment
 
 
 def flush_last_seen(force: bool = False, now: float | None = None) -> int:
@@ -213,7 +205,7 @@ def _user_id(user: Any) -> str:
 
 
 def last_seen_many(users: Iterable[Any]) -> dict[str, datetime | None]:
-    """``{str(user.pk): aware datetime or None}`` for users (or primary keys): one query
+    """``{str(user.pk): datetime or None}`` for users (or primary keys): one query
     and one store round trip, whatever their number."""
     ids = list(dict.fromkeys(_user_id(u) for u in users))
     if not ids:
@@ -227,12 +219,8 @@ def last_seen_many(users: Iterable[Any]) -> dict[str, datetime | None]:
         stored = LastSeen.objects.using(conf.DATABASE).filter(user_id__in=keys)
         with database_optional("last seen is read from the live store alone"):
             for pk, moment in stored.values_list("user_id", "last_activity"):
-                if django_timezone.is_naive(moment):
-                    moment = django_timezone.make_aware(moment)
-                found[str(pk)] = max(found.get(str(pk), 0.0), moment.timestamp())
-    return {
-        i: (datetime.fromtimestamp(found[i], tz=timezone.utc) if i in found else None) for i in ids
-    }
+                found[str(pk)] = max(found.get(str(pk), 0.0), clock.to_timestamp(moment))
+    return {i: (clock.from_timestamp(found[i]) if i in found else None) for i in ids}
 
 
 def last_seen(user: Any) -> datetime | None:
@@ -243,7 +231,7 @@ def last_seen(user: Any) -> datetime | None:
 def status_of(moment: datetime | None, now: datetime | None = None) -> str:
     if moment is None:
         return OFFLINE
-    age = ((now or datetime.now(timezone.utc)) - moment).total_seconds()
+    age = clock.seconds_since(moment, now)
     if age < conf.ONLINE_AFTER:
         return ONLINE
     if age < conf.IDLE_AFTER:
@@ -270,7 +258,7 @@ def users_seen_within(
     catch_up()
     if queryset is None:
         queryset = get_user_model()._default_manager.all()
-    since = django_timezone.now() - within
+    since = clock.ago(within)
     return (
         queryset.filter(active_users_last_seen__last_activity__gte=since)
         .annotate(last_seen_at=F("active_users_last_seen__last_activity"))

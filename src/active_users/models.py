@@ -6,9 +6,9 @@ from typing import Any
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
-from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from active_users import clock
 from active_users.conf import conf
 
 
@@ -150,7 +150,7 @@ class LastSeen(models.Model):
         from active_users.last_seen import catch_up
 
         catch_up()
-        since = timezone.now() - time_delta
+        since = clock.ago(time_delta)
         return (
             cls.objects.using(conf.DATABASE)
             .filter(last_activity__gte=since)

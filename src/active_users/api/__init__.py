@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any
 
+from active_users import clock
 from active_users.backends import Counts, Page, get_backend
 from active_users.backends.buffer import buffer
 from active_users.backends.health import areading, reading
@@ -46,8 +46,9 @@ MAX_PAGE_SIZE = 1000
 class ActiveUsersPage:
     """A page of active entries, newest first.
 
-    ``users`` holds the entry dicts of :func:`get_active_users` plus ``last_active`` (an
-    aware datetime); pass ``next_cursor`` back to get the next page (None on the last one).
+    ``users`` holds the entry dicts of :func:`get_active_users` plus ``last_active`` (a
+    datetime, aware when ``USE_TZ`` is on); pass ``next_cursor`` back to get the next page
+    (None on the last one).
     """
 
     users: list[dict[str, Any]] = field(default_factory=list)
@@ -71,7 +72,7 @@ def _page(page: Page) -> ActiveUsersPage:
     for member, stamp in page.items:
         entry: dict[str, Any] | None = _decode(member)
         if entry is not None:
-            entry["last_active"] = datetime.fromtimestamp(stamp, tz=timezone.utc)
+            entry["last_active"] = clock.from_timestamp(stamp)
             users.append(entry)
     return ActiveUsersPage(users=users, next_cursor=page.next_cursor)
 

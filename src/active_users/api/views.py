@@ -7,7 +7,6 @@ the store does not answer and 400 for a bad parameter, each with ``{"error": "â€
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timezone
 from functools import wraps
 from typing import Any
 
@@ -15,6 +14,7 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
+from active_users import clock
 from active_users.api import (
     ActiveUsersPage,
     get_active_counts,
@@ -86,7 +86,7 @@ def _page(request: HttpRequest, default: int | None = None) -> ActiveUsersPage |
         raise ValueError("must be an integer from 1 to 1000 (limit)")
     page = get_active_users_page(int(limit), request.GET.get("cursor") or None)
     for user in page.users:
-        user["last_active"] = user["last_active"].isoformat()
+        user["last_active"] = clock.iso(user["last_active"])
     return page
 
 
@@ -114,7 +114,7 @@ def counts(request: HttpRequest) -> JsonResponse:
         "users": counts.users,
         "visitors": counts.visitors,
         "key_expire": conf.KEY_EXPIRE,
-        "time": datetime.now(timezone.utc).isoformat(),
+        "time": clock.iso(clock.now()),
     })  # fmt: skip
 
 

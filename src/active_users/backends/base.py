@@ -7,13 +7,13 @@ import binascii
 import json
 import time
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date
 from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.core.signals import setting_changed
-from django.utils import timezone
 
+from active_users import clock
 from active_users.conf import conf
 
 
@@ -102,11 +102,7 @@ def day_of(now: float) -> Day:
     found = _today
     if found is not None and found.start <= now < found.end:
         return found
-    zone = timezone.get_default_timezone()
-    local = datetime.fromtimestamp(now, tz=zone).date()
-    start = datetime(local.year, local.month, local.day, tzinfo=zone)
-    end = start + timedelta(days=1)
-    found = Day(local, start.timestamp(), end.timestamp())
+    found = Day(*clock.local_day(now))
     if found.start <= now < found.end:  # not cached across a DST fold
         _today = found
     return found

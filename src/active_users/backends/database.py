@@ -9,16 +9,16 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from django.apps import apps
-from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import IntegrityError, OperationalError, connections, transaction
 from django.db.models import Count, Max, Q
 from django.db.models.functions import TruncMonth
 
+from active_users import clock
 from active_users.backends.base import (
     BaseBackend,
     Counts,
@@ -40,17 +40,8 @@ CATCH_UP_KEY = "last-seen-catch-up"
 MAX_NOTED = 100_000
 
 
-def _datetime(timestamp: float) -> datetime:
-    moment = datetime.fromtimestamp(timestamp, tz=timezone.utc)
-    if not settings.USE_TZ:
-        moment = moment.astimezone().replace(tzinfo=None)
-    return moment
-
-
-def _timestamp(moment: datetime) -> float:
-    if moment.tzinfo is None:
-        moment = moment.astimezone()
-    return moment.timestamp()
+_datetime = clock.from_timestamp
+_timestamp = clock.to_timestamp
 
 
 # MySQL/MariaDB "deadlock found" and "lock wait timeout"; PostgreSQL "deadlock detected"
@@ -256,7 +247,7 @@ class DatabaseBackend(BaseBackend):
         if cursor:
             stamp, last_id = decode_cursor(cursor, str, int)
             try:
-                moment = datetime.fromisoformat(stamp)
+                moment = clock.normalize(datetime.fromisoformat(stamp))
             except ValueError:
                 raise ValueError("cursor is not one this server gave out") from None
             # "before the cursor" as a range on touched (index-friendly) minus the tie.

@@ -1,12 +1,12 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from django.core.management.base import CommandError
 
-from active_users import api
+from active_users import api, clock
 from active_users.conf import conf
 from active_users.exceptions import StoreUnavailable
 from active_users.faults import GuardedCommand
@@ -17,7 +17,7 @@ CLEAR = "\033[H\033[2J"
 
 
 def _age(moment: datetime) -> str:
-    seconds = max(0, int((datetime.now(timezone.utc) - moment).total_seconds()))
+    seconds = max(0, int(clock.seconds_since(moment)))
     return f"{seconds} s ago"
 
 
@@ -58,7 +58,7 @@ class Command(GuardedCommand):
         except StoreUnavailable as exc:
             raise CommandError(str(exc)) from exc
         if as_json:
-            users = [{**u, "last_active": u["last_active"].isoformat()} for u in page.users]
+            users = [{**u, "last_active": clock.iso(u["last_active"])} for u in page.users]
             found = {"entries": counts.entries, "users": counts.users,
                      "visitors": counts.visitors, "active_users": users}  # fmt: skip
             if uniques is not None:

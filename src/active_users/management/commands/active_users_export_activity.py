@@ -7,9 +7,8 @@ from types import SimpleNamespace
 from typing import Any
 
 from django.core.management.base import CommandError
-from django.utils import timezone
-from django.utils.dateparse import parse_date, parse_datetime
 
+from active_users import clock
 from active_users.conf import conf
 from active_users.faults import GuardedCommand
 from active_users.models import Activity
@@ -20,12 +19,10 @@ BATCH = 5000
 
 
 def _moment(value: str) -> datetime:
-    moment = parse_datetime(value)
-    if moment is None and (day := parse_date(value)) is not None:
-        moment = datetime(day.year, day.month, day.day)
+    moment = clock.parse(value, allow_date=True)
     if moment is None:
         raise CommandError(f"Not a date: {value!r} (use 2026-11-01 or 2026-11-01T12:00:00Z).")
-    return timezone.make_aware(moment) if timezone.is_naive(moment) else moment
+    return clock.from_client(moment)
 
 
 class Command(GuardedCommand):
@@ -79,7 +76,7 @@ class Command(GuardedCommand):
             )
             rows = list(batch.values_list(*FIELDS)[:BATCH])
             for row in rows:
-                yield [value.isoformat() if isinstance(value, datetime) else value
+                yield [clock.iso(value) if isinstance(value, datetime) else value
                        for value in row]  # fmt: skip
             if len(rows) < BATCH:
                 return

@@ -4,8 +4,8 @@ from datetime import timedelta
 from typing import Any
 
 from django.core.management.base import CommandError
-from django.utils import timezone
 
+from active_users import clock
 from active_users.conf import conf
 from active_users.faults import GuardedCommand
 from active_users.models import LastSeen
@@ -20,7 +20,7 @@ class Command(GuardedCommand):
     def handle(self, *args: Any, days: int, **options: Any) -> None:
         if days < 0:
             raise CommandError("--days must be 0 or more.")
-        before = timezone.now() - timedelta(days=days)
+        before = clock.ago(timedelta(days=days))
         stale = LastSeen.objects.using(conf.DATABASE).filter(last_activity__lt=before)
         deleted, _ = stale.delete()
         self.stdout.write(f"Deleted {deleted} last-seen rows older than {days} days.")
