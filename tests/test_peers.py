@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -165,17 +166,23 @@ def post_json(client: Client, body: object):  # type: ignore[no-untyped-def]
 
 
 @override_settings(TIME_ZONE="America/New_York")
-def test_a_form_post_reads_a_naive_date_in_the_current_time_zone_and_answers_204(reader) -> None:
-    naive = timezone.localtime().replace(tzinfo=None) - timedelta(minutes=1)
+def test_a_form_post_reads_a_naive_date_in_the_current_time_zone_and_answers_204(
+    reader, settings
+) -> None:
+    # The wall-clock time a form in this site's time zone would send (with USE_TZ off,
+    # Django's own naive local time).
+    local = timezone.localtime() if settings.USE_TZ else timezone.now()
+    naive = local.replace(tzinfo=None) - timedelta(minutes=1)
     response = post_form(reader, {"date": naive.isoformat(), "path": "users/me/cart/"})
     assert response.status_code == 204 and response.content == b""
     stored = Activity.objects.get()
-    assert stored.date == timezone.make_aware(naive)
+    assert stored.date == (timezone.make_aware(naive) if settings.USE_TZ else naive)
     assert stored.path == "users/me/cart/"
-    with timezone.override("Asia/Tokyo"):  # the current time zone, not TIME_ZONE
-        naive = timezone.localtime().replace(tzinfo=None)
-        assert post_form(reader, {"date": naive.isoformat(), "path": "/"}).status_code == 204
-        assert Activity.objects.latest("id").date == timezone.make_aware(naive)
+    if settings.USE_TZ:
+        with timezone.override("Asia/Tokyo"):  # the current time zone, not TIME_ZONE
+            naive = timezone.localtime().replace(tzinfo=None)
+            assert post_form(reader, {"date": naive.isoformat(), "path": "/"}).status_code == 204
+            assert Activity.objects.latest("id").date == timezone.make_aware(naive)
 
 
 @pytest.mark.parametrize("referer", [None, "", "https://a.example", "not a url"])
@@ -195,10 +202,10 @@ def test_a_form_post_takes_its_path_from_the_referer(reader) -> None:
 
 
 def test_json_posts_keep_their_answers(reader) -> None:
-    naive = timezone.localtime().replace(tzinfo=None).isoformat()
+    naive = datetime.now().isoformat()
     refused = post_json(reader, {"date": naive, "path": "/x"})
     assert refused.status_code == 400 and "time zone" in refused.json()["error"]
-    logged = post_json(reader, {"date": timezone.now().isoformat()})  # no path: still taken
+    logged = post_json(reader, {"date": datetime.now(dt_timezone.utc).isoformat()})  # no path
     assert logged.status_code == 201 and logged.json() == {"logged": 1}
     assert Activity.objects.get().path == ""
 
