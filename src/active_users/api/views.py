@@ -1,7 +1,8 @@
 """JSON views: django-active-users' ``active-users-info/`` and the versioned ``v1/`` API.
 
 Every view is guarded by ``ACTIVE_USERS_API_PERMISSION`` (403 otherwise), answers 503 when
-the store does not answer and 400 for a bad parameter, each with ``{"error": "…"}``.
+the store does not answer, 400 for a bad parameter and 405 for a method other than GET and
+HEAD, each with the package's error shape ``{"error": "…", "field": "…" or null}``.
 """
 
 from __future__ import annotations
@@ -11,9 +12,9 @@ from datetime import datetime, timezone
 from functools import wraps
 from typing import Any
 
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_safe
+from django.views.decorators.csrf import csrf_exempt
 
 from active_users.api import (
     ActiveUsersPage,
@@ -22,20 +23,13 @@ from active_users.api import (
     get_active_users_page,
 )
 from active_users.conf import conf
-from active_users.exceptions import StoreUnavailable
+from active_users.exceptions import BadRequest, StoreUnavailable
 from active_users.history import RANGES, get_history, get_uniques
+from active_users.inputs import error_response, json_errors
 from active_users.permissions import has_api_permission
 
 UNICODE = {"ensure_ascii": False}
-View = Callable[[HttpRequest], JsonResponse]
-
-
-class BadParameter(ValueError):
-    """A query parameter the API cannot use; answered with 400 naming it."""
-
-    def __init__(self, field: str, problem: str) -> None:
-        super().__init__(f"{field}: {problem}.")
-        self.field = field
+View = Callable[[HttpRequest], HttpResponse]
 
 
 def int_parameter(request: HttpRequest, name: str, default: int, low: int, high: int) -> int:
@@ -43,12 +37,8 @@ def int_parameter(request: HttpRequest, name: str, default: int, low: int, high:
     if value is None or value == "":
         return default
     if not value.isdigit() or not low <= int(value) <= high:
-        raise BadParameter(name, f"must be an integer from {low} to {high}")
+        raise BadRequest(name, f"must be an integer from {low} to {high}")
     return int(value)
-
-
-def _error(status: int, message: str) -> JsonResponse:
-    return JsonResponse({"error": message}, status=status)
 
 
 def json_response(data: dict[str, Any]) -> JsonResponse:
@@ -57,23 +47,27 @@ def json_response(data: dict[str, Any]) -> JsonResponse:
 
 def api_view(view: View, allowed: Callable[[HttpRequest], bool] = has_api_permission) -> View:
     """GET and HEAD only, never cached, permission checked, store and parameter errors as
-    JSON. HEAD runs the view as GET does; the server drops the body."""
+    JSON. HEAD runs the view as GET does; the server drops the body. No CSRF check: the
+    views change nothing, and refuse every other method before reading a body."""
 
+    @csrf_exempt
     @never_cache
-    @require_safe
     @wraps(view)
-    def wrapped(request: HttpRequest) -> JsonResponse:
+    @json_errors
+    def wrapped(request: HttpRequest) -> HttpResponse:
+        if request.method not in ("GET", "HEAD"):
+            message = f"method: {request.method} is not allowed; use GET"
+            response = error_response(405, message, "method")
+            response["Allow"] = "GET, HEAD"
+            return response
         if not allowed(request):
-            return _error(403, "You do not have permission to see active users.")
+            return error_response(403, "You do not have permission to see active users.")
         try:
             return view(request)
         except StoreUnavailable:
-            return _error(503, "The active users store is not answering; try again shortly.")
-        except BadParameter as exc:
-            return _error(400, str(exc))
-        except ValueError as exc:
-            field = "cursor" if "cursor" in str(exc) else "limit"
-            return _error(400, f"{field}: {exc}.")
+            return error_response(
+                503, "The active users store is not answering; try again shortly."
+            )
 
     return wrapped
 
@@ -84,7 +78,7 @@ def _page(request: HttpRequest, default: int | None = None) -> ActiveUsersPage |
     if limit is None:
         return None
     if not str(limit).isdigit():
-        raise ValueError("must be an integer from 1 to 1000 (limit)")
+        raise BadRequest("limit", "must be an integer from 1 to 1000")
     page = get_active_users_page(int(limit), request.GET.get("cursor") or None)
     for user in page.users:
         user["last_active"] = user["last_active"].isoformat()
@@ -133,7 +127,7 @@ def history(request: HttpRequest) -> JsonResponse:
     oldest first, one point per ``step`` seconds."""
     name = request.GET.get("range") or "24h"
     if name not in RANGES:
-        raise BadParameter("range", f"must be one of {', '.join(RANGES)}")
+        raise BadRequest("range", f"must be one of {', '.join(RANGES)}")
     points = get_history(name)
     return json_response({
         "range": name,
