@@ -20,9 +20,11 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, user_id: str, **options: Any) -> None:
         try:  # before erasing anything: a bad id would fail half-way, on the database
-            get_user_model()._meta.pk.to_python(user_id)
+            pk = get_user_model()._meta.pk.to_python(user_id)
         except ValidationError:
-            raise CommandError(f"Not a user id: {printable(user_id)}.") from None
+            pk = None
+        if pk is None or (isinstance(pk, int) and not -(2**63) <= pk < 2**63):
+            raise CommandError(f"Not a user id: {printable(user_id)}.")
         try:
             get_backend().remove_user(str(user_id))
         except Exception as exc:
