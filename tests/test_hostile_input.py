@@ -54,7 +54,8 @@ NASTY = [
     "x" * 20_000,  # over-long
     "\x00", "a\x00b", "\x1b]0;pwned\x07\x1b[2J", "admin\u202egnp.exe", "\u2066\u2069",
     MARKUP, "'\"><img src=x onerror=alert(1)>", "%", "_", "\\", "%00", "%ff",
-    "-1", "0", "1e3", "NaN", "Infinity", "9" * 400, "\uff11\uff10", " 5", "5 ",
+    "-1", "0", "1e3", "NaN", "Infinity", "9" * 400, "9" * 5000, "\uff11\uff10", "\u00b2",
+    "\u0665", " 5", "5 ",
 ]  # fmt: skip
 PARAMETERS = ["limit", "cursor", "range", "days", "months", "search"]
 DEEP = "[" * 8000 + "]" * 8000  # 16 KB: a RecursionError for an unguarded parser
@@ -477,8 +478,9 @@ async def _close_clients() -> None:
 
 
 @pytest.fixture
-async def sockets(redis_settings: dict[str, object]) -> Any:
-    """The Redis backend (presence needs Redis); its async clients closed at the end."""
+async def sockets(redis_settings: dict[str, object], transactional_db: None) -> Any:
+    """The Redis backend (presence needs Redis); its async clients closed at the end. The
+    database is open to every thread: Channels closes old connections around each event."""
     yield
     await _close_clients()
 

@@ -32,11 +32,16 @@ UNICODE = {"ensure_ascii": False}
 View = Callable[[HttpRequest], HttpResponse]
 
 
+def _digits(value: str) -> bool:
+    """ASCII digits, few enough for ``int()`` (``"²".isdigit()`` is true too)."""
+    return value.isascii() and value.isdigit() and len(value) <= 9
+
+
 def int_parameter(request: HttpRequest, name: str, default: int, low: int, high: int) -> int:
     value = request.GET.get(name)
     if value is None or value == "":
         return default
-    if not value.isdigit() or not low <= int(value) <= high:
+    if not _digits(value) or not low <= int(value) <= high:
         raise BadRequest(name, f"must be an integer from {low} to {high}")
     return int(value)
 
@@ -77,7 +82,7 @@ def _page(request: HttpRequest, default: int | None = None) -> ActiveUsersPage |
     limit = request.GET.get("limit", default)
     if limit is None:
         return None
-    if not str(limit).isdigit():
+    if not _digits(str(limit)):
         raise BadRequest("limit", "must be an integer from 1 to 1000")
     page = get_active_users_page(int(limit), request.GET.get("cursor") or None)
     for user in page.users:
