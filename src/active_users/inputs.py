@@ -76,7 +76,8 @@ def parse_json(
             data = data.decode("utf-8")
         except UnicodeDecodeError:
             raise BadRequest(field, "is not UTF-8") from None
-    if json_depth(data, max_depth) > max_depth:
+    openings = data.count("[") + data.count("{")  # fewer cannot nest deeper: no scan
+    if openings > max_depth and json_depth(data, max_depth) > max_depth:
         raise BadRequest(field, f"nested deeper than {max_depth} levels")
     try:
         return json.loads(data, parse_constant=_no_constant)
