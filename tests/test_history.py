@@ -241,4 +241,6 @@ def test_the_openapi_description_matches_real_answers(make_user) -> None:
         if path != "/v1/counts/":
             assert refused.status_code == 400
             assert "400" in operation["get"]["responses"]
+            error = {"$ref": "#/components/schemas/Error", "components": spec["components"]}
+            jsonschema.validate(refused.json(), error)
     assert {f"/v1/{p}/" for p in ("counts", "users", "history", "uniques")} == set(spec["paths"])

@@ -15,7 +15,9 @@ seconds in larger ones; ``presence.token`` (``token``, ``max_age``) on joining a
 every third of ``ACTIVE_USERS_PRESENCE_TOKEN_MAX_AGE``, a fresh token for reconnecting.
 Anonymous connections get no names unless ``ACTIVE_USERS_PRESENCE_SHOW_NAMES_TO_ANONYMOUS``.
 The client sends ``{"type": "heartbeat"}`` every ``heartbeat`` seconds; a connection silent
-for ``ACTIVE_USERS_PRESENCE_TIMEOUT`` seconds is swept.
+for ``ACTIVE_USERS_PRESENCE_TIMEOUT`` seconds is swept. A message that is not JSON text
+within ``inputs.MAX_JSON_BYTES`` and ``inputs.MAX_JSON_DEPTH`` gets an ``error`` frame
+(``error``, ``field``) and the connection stays open.
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ from django.http import HttpRequest
 from active_users.access import check_room_token, origin_allowed, query_token, sign_room_token
 from active_users.api import aget_active_counts
 from active_users.conf import conf
-from active_users.exceptions import StoreUnavailable
+from active_users.exceptions import BadRequest, StoreUnavailable
+from active_users.inputs import error_frame, read_message
 from active_users.permissions import is_staff_user
 from active_users.presence import (
     Change,
@@ -368,8 +371,9 @@ class PresenceConsumer(PresenceMixin, AsyncWebsocketConsumer):
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         try:
-            message = json.loads(text_data or "")
-        except ValueError:
+            message = read_message(text_data, bytes_data)
+        except BadRequest as exc:
+            await self.send(text_data=error_frame(exc))
             return
         if isinstance(message, dict) and message.get("type") == "heartbeat":
             await self.refresh_presence()
@@ -392,6 +396,14 @@ class DashboardConsumer(AsyncWebsocketConsumer):
             return
         await self.accept()
         self.pushing = asyncio.ensure_future(self._push())
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        """The client sends nothing the dashboard needs; what it sends is still read with
+        the package's limits, and a message that breaks them gets an error frame."""
+        try:
+            read_message(text_data, bytes_data)
+        except BadRequest as exc:
+            await self.send(text_data=error_frame(exc))
 
     async def _push(self) -> None:
         sent = None

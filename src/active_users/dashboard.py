@@ -20,8 +20,9 @@ from django.http import HttpRequest, JsonResponse
 
 from active_users import clock
 from active_users.api import get_active_users_page
-from active_users.api.views import BadParameter, int_parameter, json_response
+from active_users.api.views import int_parameter, json_response
 from active_users.conf import conf
+from active_users.exceptions import BadRequest
 from active_users.last_seen import catch_up, last_seen_many, status_of
 
 MAX_SEARCH = 150
@@ -73,7 +74,9 @@ def users(request: HttpRequest) -> JsonResponse:
     50 users whose username contains it, active or not, with their last seen."""
     search = request.GET.get("search", "").strip()
     if len(search) > MAX_SEARCH:
-        raise BadParameter("search", f"must be at most {MAX_SEARCH} characters")
+        raise BadRequest("search", f"must be at most {MAX_SEARCH} characters")
+    if any(ord(c) < 32 or ord(c) == 127 for c in search):
+        raise BadRequest("search", "contains control characters")
     if search:
         return json_response({"users": _search(search), "next": None, "search": search})
     limit = int_parameter(request, "limit", 25, 1, 1000)

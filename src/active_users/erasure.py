@@ -31,9 +31,12 @@ def user_id_of(user: Any) -> str:
     """``str(pk)`` of a user or a primary key; ``ValueError`` when it cannot be one."""
     pk = getattr(user, "pk", user)
     try:
-        get_user_model()._meta.pk.to_python(pk)
+        value = get_user_model()._meta.pk.to_python(pk)
     except ValidationError:
-        raise ValueError(f"not a user id: {pk!r}") from None
+        value = None
+    # A primary key column holds 64 bits at most: a larger number fails on the database.
+    if value is None or (isinstance(value, int) and not -(2**63) <= value < 2**63):
+        raise ValueError(f"not a user id: {pk!r}")
     return str(pk)
 
 

@@ -87,7 +87,7 @@ def json_guard(view: Callable[..., Answer]) -> Callable[..., Answer | JsonRespon
             message = f"{what_failed(exc)} is not answering; try again shortly."
             if not isinstance(exc, StoreUnavailable):  # the breaker logged that one
                 warn_once(f"{request.path} answered 503", exc)
-            response = JsonResponse({"error": message}, status=503)
+            response = JsonResponse({"error": message, "field": None}, status=503)
             response["Retry-After"] = "5"
             return response
 

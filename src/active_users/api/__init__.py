@@ -16,6 +16,7 @@ from active_users.backends import Counts, Page, get_backend
 from active_users.backends.buffer import buffer
 from active_users.backends.health import areading, reading
 from active_users.conf import conf
+from active_users.exceptions import BadRequest
 
 __all__ = [
     "ActiveUsersPage",
@@ -79,7 +80,7 @@ def _page(page: Page) -> ActiveUsersPage:
 
 def _check_limit(limit: int) -> int:
     if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_PAGE_SIZE:
-        raise ValueError(f"limit must be an integer from 1 to {MAX_PAGE_SIZE}")
+        raise BadRequest("limit", f"must be an integer from 1 to {MAX_PAGE_SIZE}")
     return limit
 
 
@@ -96,7 +97,8 @@ def get_active_users() -> list[dict[str, str]]:
 
 
 def get_active_users_page(limit: int = 100, cursor: str | None = None) -> ActiveUsersPage:
-    """One page of active entries; ``ValueError`` for a bad limit or cursor."""
+    """One page of active entries; :class:`~active_users.exceptions.BadRequest` (a
+    ``ValueError``) for a bad limit or cursor."""
     with reading():
         return _page(get_backend().page(_check_limit(limit), cursor))
 

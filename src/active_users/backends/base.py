@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import time
 from dataclasses import dataclass, field
 from datetime import date
@@ -15,6 +16,7 @@ from django.core.signals import setting_changed
 
 from active_users import clock
 from active_users.conf import conf
+from active_users.exceptions import BadRequest
 
 
 def is_redis_cache(cache: dict[str, Any]) -> bool:
@@ -137,19 +139,43 @@ def encode_cursor(*values: Any) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+#: Longest cursor the package gives out (with room to spare).
+MAX_CURSOR_LENGTH = 200
+#: Largest number in a cursor: exact in a double, within every database's big integers and
+#: Redis' offsets.
+MAX_CURSOR_NUMBER = 2**53
+MAX_CURSOR_TEXT = 64
+
+
+def _cursor_value_ok(value: Any, kind: type) -> bool:
+    if not isinstance(value, kind) or isinstance(value, bool):
+        return False
+    if isinstance(value, str):
+        return len(value) <= MAX_CURSOR_TEXT
+    if not isinstance(value, (int, float)):
+        return False
+    return math.isfinite(value) and 0 <= value <= MAX_CURSOR_NUMBER
+
+
 def decode_cursor(cursor: str, *types: type) -> tuple[Any, ...]:
-    """Decode a cursor made by :func:`encode_cursor`; ``ValueError`` if it is not one."""
+    """Decode a cursor made by :func:`encode_cursor` and check it before any store call:
+    ``types`` are its values' types; numbers finite, from 0 to ``MAX_CURSOR_NUMBER``; texts
+    short. :class:`~active_users.exceptions.BadRequest` (a ``ValueError``, so the circuit
+    breaker does not take it for a store failure) for anything else."""
+    refused = BadRequest("cursor", "not one this server gave out")
+    if not isinstance(cursor, str) or len(cursor) > MAX_CURSOR_LENGTH:
+        raise refused
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         values = json.loads(raw)
-    except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
-        raise ValueError("cursor is not one this server gave out") from exc
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        raise refused from None
     if (
         not isinstance(values, list)
         or len(values) != len(types)
-        or not all(isinstance(v, t) and not isinstance(v, bool) for v, t in zip(values, types))
+        or not all(_cursor_value_ok(v, t) for v, t in zip(values, types))
     ):
-        raise ValueError("cursor is not one this server gave out")
+        raise refused
     return tuple(values)
 
 

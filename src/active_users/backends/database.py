@@ -13,6 +13,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from django.apps import apps
+from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import IntegrityError, OperationalError, connections, transaction
 from django.db.models import Count, Max, Q
@@ -32,6 +33,7 @@ from active_users.backends.base import (
     month_starts,
 )
 from active_users.conf import conf
+from active_users.exceptions import BadRequest
 from active_users.signals import user_became_active
 
 FLUSH_KEY = "last-seen-flush"
@@ -242,14 +244,27 @@ class DatabaseBackend(BaseBackend):
     def count(self, now: float | None = None) -> int:
         return int(self._live(now).count())
 
+    def page_cursor(self, cursor: str) -> tuple[datetime, int]:
+        """The (touched, id) of a page cursor, checked before any query: a forged one is a
+        ``BadRequest``, never a database error (that would open the circuit breaker)."""
+        stamp, last_id = decode_cursor(cursor, str, int)
+        try:
+            moment = datetime.fromisoformat(stamp)
+        except (ValueError, OverflowError):
+            moment = None
+        if (
+            moment is None
+            or (moment.tzinfo is not None) != settings.USE_TZ
+            or not 1970 <= moment.year <= 9000
+        ):
+            raise BadRequest("cursor", "not one this server gave out")
+        return clock.normalize(moment), last_id
+
     def page(self, limit: int, cursor: str | None = None, now: float | None = None) -> Page:
+        after = self.page_cursor(cursor) if cursor else None
         rows = self._live(now).order_by("-touched", "-id")
-        if cursor:
-            stamp, last_id = decode_cursor(cursor, str, int)
-            try:
-                moment = clock.normalize(datetime.fromisoformat(stamp))
-            except ValueError:
-                raise ValueError("cursor is not one this server gave out") from None
+        if after is not None:
+            moment, last_id = after
             # "before the cursor" as a range on touched (index-friendly) minus the tie.
             rows = rows.filter(touched__lte=moment).exclude(touched=moment, id__gte=last_id)
         found = list(rows.values_list("data", "touched", "id")[: limit + 1])

@@ -246,8 +246,14 @@ class RedisBackend(BaseBackend):
     # Paging: the cursor is (score of the last item, how many items with exactly that score
     # were already given). Items with equal scores come in a fixed (lexical) order, so
     # skipping that many continues where the last page stopped.
+    def page_cursor(self, cursor: str) -> tuple[float, int]:
+        """The (score, skip) of a page cursor, checked before any Redis call: a forged one
+        is a ``BadRequest``, never a Redis error (that would open the circuit breaker)."""
+        score, skip = decode_cursor(cursor, float, int)
+        return score, skip
+
     def _page_args(self, limit: int, cursor: str | None, now: float | None) -> tuple[Any, ...]:
-        top, skip = decode_cursor(cursor, float, int) if cursor else ("+inf", 0)
+        top, skip = self.page_cursor(cursor) if cursor else ("+inf", 0)
         low = f"({self.cutoff(now)!r}"
         return self.entries_key, repr(top) if cursor else top, low, skip, limit + 1, top
 

@@ -11,6 +11,7 @@ from active_users.conf import conf
 from active_users.exceptions import StoreUnavailable
 from active_users.faults import GuardedCommand
 from active_users.history import get_uniques
+from active_users.management.arguments import number
 from active_users.text import printable, printable_json
 
 CLEAR = "\033[H\033[2J"
@@ -29,15 +30,25 @@ class Command(GuardedCommand):
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--json", action="store_true", help="print JSON, for scripts")
-        parser.add_argument("--limit", type=int, default=20, help="rows of the table (max 1000)")
+        parser.add_argument(
+            "--limit",
+            type=number(int, 1, api.MAX_PAGE_SIZE),
+            default=20,
+            help="rows of the table (max 1000)",
+        )
         parser.add_argument("--watch", action="store_true", help="refresh in place until Ctrl-C")
-        parser.add_argument("--interval", type=float, default=2.0, help="seconds between refreshes")
-        parser.add_argument("--times", type=int, default=0, help="with --watch: stop after N")
+        parser.add_argument(
+            "--interval",
+            type=number(float, 0.01, 86400),
+            default=2.0,
+            help="seconds between refreshes",
+        )
+        parser.add_argument(
+            "--times", type=number(int, 0, 10**9), default=0, help="with --watch: stop after N"
+        )
 
     def handle(self, *args: Any, json: bool, limit: int, watch: bool, interval: float,
                times: int, **options: Any) -> None:  # fmt: skip
-        if not 1 <= limit <= api.MAX_PAGE_SIZE:
-            raise CommandError(f"--limit must be from 1 to {api.MAX_PAGE_SIZE}.")
         shown = 0
         try:
             while True:
