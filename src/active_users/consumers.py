@@ -27,6 +27,7 @@ import hashlib
 import json
 import logging
 import time
+import uuid
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -223,6 +224,8 @@ class PresenceMixin:
             user is not None and user.is_authenticated
         ) or conf.PRESENCE_SHOW_NAMES_TO_ANONYMOUS
         self._presence_token_at = None
+        if not getattr(self, "channel_name", None):  # no channel layer: a name of its own
+            self.channel_name = f"presence!{uuid.uuid4().hex}"
         self.presence_room = room
         self._presence_person = self.get_presence_person()
         self._presence_info = self.get_presence_info()
