@@ -18,6 +18,7 @@ import os
 import platform
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -190,6 +191,39 @@ class Bench:
         return result
 
 
+def serve_rounds(bench: Bench, server: str, blocks: list[Any], users: int, seconds: int,
+                 rounds: int) -> dict[str, Any]:  # fmt: skip
+    """Every subject of a block, bare Django included, ``rounds`` times, the order rotated
+    each round so that no subject always runs first or last while the machine warms up;
+    each subject's median requests/s and median p99 are reported, with every run's figures."""
+    rows: dict[str, Any] = {}
+    for database, subjects in blocks:
+        bare = ("bare", database, f"bare Django, {NAMES[database]}")
+        order = [bare, *subjects]
+        runs: dict[str, list[dict[str, Any]]] = {}
+        for round_ in range(rounds):
+            turn = order[round_ % len(order) :] + order[: round_ % len(order)]
+            if round_ == 0 and server == "wsgi":
+                turn += PEERS_SERVED.get(database, [])
+            for subject, store, label in turn:
+                print(f"{server}: round {round_ + 1}: {label}: gunicorn under wrk", flush=True)
+                runs.setdefault(label, []).append(
+                    bench.serve(subject, store, users, seconds, server)
+                )
+        for label, done in runs.items():
+            rows[label] = {
+                "rps": statistics.median(r["rps"] for r in done),
+                "p99_ms": statistics.median(r["p99_ms"] for r in done),
+                "errors": sum(r["errors"] for r in done),
+                "runs": done,
+                "baseline": bare[2],
+            }
+            after = sorted({r["active_after"] for r in done if "active_after" in r})
+            if after:
+                rows[label]["active_after"] = " to ".join(map(str, sorted({after[0], after[-1]})))
+    return rows
+
+
 def warm(port: int, cookies: list[str], rounds: int, connections: int = 8) -> None:
     """Request every session ``rounds`` times from ``connections`` threads."""
     import http.client
@@ -257,12 +291,21 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=None, help="load duration")
     parser.add_argument("--parts", default="request,sizes,serve", help="what to measure")
     parser.add_argument("--servers", default="wsgi,asgi", help="served runs: wsgi, asgi")
+    parser.add_argument("--databases", default="sqlite,postgres",
+                        help="served runs: sqlite (with Redis beside it), postgres")  # fmt: skip
+    parser.add_argument("--rounds", type=int, default=None,
+                        help="served runs: rounds of every subject, medians reported")  # fmt: skip
+    parser.add_argument("--sqlite-journal", default="",
+                        help="served runs: SQLite journal mode for every site, e.g. wal")  # fmt: skip
     args = parser.parse_args()
     redis_sizes = args.redis_sizes or ("10000" if args.quick else "10000,100000,1000000")
     db_sizes = args.db_sizes or ("10000" if args.quick else "10000,100000")
     seconds = args.seconds or (3 if args.quick else 15)
     users = 300 if args.quick else 1000
     bench = Bench(args.quick)
+    args.rounds = args.rounds or (1 if args.quick else 3)
+    if args.sqlite_journal:
+        os.environ["BENCH_SQLITE_JOURNAL"] = args.sqlite_journal
     results: dict[str, Any] = {"machine": machine(), "command": " ".join(sys.argv), "users": users,
                                "request": {}, "sizes": {}, "serve": {}, "writes": {}}  # fmt: skip
     parts = set(args.parts.split(","))
@@ -290,28 +333,18 @@ def main() -> None:
             (HERE / "results.json").write_text(json.dumps(results, indent=2))
         if shutil.which("wrk") and "serve" in parts:
             results["serve"] = {k: v for k, v in results["serve"].items() if k in ("wsgi", "asgi")}
-            # Per server and database: bare Django runs first and last (the machine warms
-            # up as runs go by); the better of the two is that database's baseline. The
-            # Redis backend keeps its sessions on SQLite, so bare SQLite is its baseline.
+            results["rounds"], results["sqlite_journal"] = args.rounds, args.sqlite_journal
+            # The Redis backend keeps its sessions on SQLite, so bare SQLite is its baseline.
             blocks = [
                 ("sqlite", [("ours", "sqlite", "this package, SQLite"),
                             ("ours", "redis", "this package, Redis (sessions on SQLite)")]),
                 ("postgres", [("ours", "postgres", "this package, PostgreSQL")]),
             ]  # fmt: skip
+            blocks = [block for block in blocks if block[0] in args.databases.split(",")]
             for server in args.servers.split(","):
-                results["serve"][server] = {}
-                for database, subjects in blocks:
-                    bare = ("bare", database, f"bare Django, {NAMES[database]}")
-                    peers = PEERS_SERVED.get(database, []) if server == "wsgi" else []
-                    for subject, store, label in [bare, *subjects, *peers, bare]:
-                        print(f"{server}: {label}: gunicorn under wrk", flush=True)
-                        result = bench.serve(subject, store, users, seconds, server)
-                        result["baseline"] = bare[2]
-                        rows = results["serve"].setdefault(server, {})
-                        earlier = rows.get(label)
-                        if earlier is None or result["rps"] > earlier["rps"]:
-                            rows[label] = result
-                        (HERE / "results.json").write_text(json.dumps(results, indent=2))
+                results["serve"][server] = serve_rounds(bench, server, blocks, users, seconds,
+                                                        args.rounds)  # fmt: skip
+                (HERE / "results.json").write_text(json.dumps(results, indent=2))
     finally:
         bench.close()
     results["seconds"] = round(time.monotonic() - began)
@@ -374,8 +407,9 @@ def render(results: dict[str, Any]) -> str:
             continue
         lines += ["", f"## {servers[server]}, under wrk (2 threads, 16 connections), {results.get('users', 1000):,} users", "",
                   "Sessions in the database; every user requested a few times before the measured "
-                  "seconds; bare Django on the same database runs first and last in the same run "
-                  "(the better of the two is the baseline).", "",
+                  f"seconds. Every subject, bare Django on the same database included, ran "
+                  f"{results.get('rounds', 1)} time(s), the order rotated each round; medians. "
+                  f"SQLite journal mode: {results.get('sqlite_journal') or 'delete (SQLite default)'}.", "",
                   "| subject | requests/s | vs bare | p99 ms | p99 vs bare | errors | distinct active users after |",
                   "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
         for label, row in rows.items():

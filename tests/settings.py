@@ -1,6 +1,8 @@
 """Settings of the test suite.
 
 ``DATABASE_URL`` picks the database (``postgres://…``, ``mysql://…``); SQLite otherwise.
+``ACTIVE_USERS_TEST_USE_TZ=0`` runs the suite with ``USE_TZ = False`` in a time zone far from
+UTC (``Pacific/Kiritimati``, UTC+14), where naive local times and UTC disagree by 14 hours.
 The tracking backend is chosen per test by the ``backend`` fixture.
 """
 
@@ -10,8 +12,8 @@ import dj_database_url
 
 SECRET_KEY = "tests-secret-key-not-for-production"
 DEBUG = False
-USE_TZ = True
-TIME_ZONE = "UTC"
+USE_TZ = os.environ.get("ACTIVE_USERS_TEST_USE_TZ", "1").strip().lower() not in ("0", "false", "no")
+TIME_ZONE = "UTC" if USE_TZ else "Pacific/Kiritimati"
 ALLOWED_HOSTS = ["*"]
 
 INSTALLED_APPS = [

@@ -149,3 +149,108 @@ def test_other_keys_in_the_redis_database_are_never_counted_or_touched(redis_set
             assert client.mget(list(foreign)) == [v.encode() for v in foreign.values()]
         finally:
             client.delete(*foreign)
+
+
+def test_seen_between_walks_more_than_a_batch_with_ties_once_each_oldest_first(
+    backend: BaseBackend,
+) -> None:
+    # 2,500 users at three times, so that batches of 1,000 end inside runs of equal times.
+    now = time.time()
+    times = [now - 30, now - 20, now - 10]
+    backend.touch_many([(entry(n), times[n % 3]) for n in range(2500)])
+    seen: list[tuple[str, float]] = []
+    cursor, batches = None, 0
+    while True:
+        rows, cursor = backend.seen_between(now - 40, now, 1000, cursor)
+        seen += rows
+        batches += 1
+        if cursor is None:
+            break
+    assert batches == 3
+    assert sorted(uid for uid, _ in seen) == sorted(str(n) for n in range(2500))
+    assert [round(t) for _, t in seen] == sorted(round(t) for _, t in seen)
+    assert {uid: round(t) for uid, t in seen} == {str(n): round(times[n % 3]) for n in range(2500)}
+    # The window's bounds: (since, until].
+    inside, _ = backend.seen_between(now - 20, now - 10, 5000)
+    assert {uid for uid, _ in inside} == {str(n) for n in range(2500) if n % 3 == 2}
+
+
+def test_the_last_seen_flush_writes_every_user_of_several_batches(
+    backend: BaseBackend, django_user_model
+) -> None:
+    from active_users.last_seen import flush_last_seen
+    from active_users.models import LastSeen
+
+    django_user_model.objects.bulk_create(
+        [django_user_model(username=f"flush{n}") for n in range(1200)]
+    )
+    ids = list(django_user_model.objects.values_list("pk", flat=True))
+    now = time.time()
+    backend.touch_many([(entry(n, user=pk), now - 5) for n, pk in enumerate(ids)])
+    assert flush_last_seen(force=True, now=now) == 1200
+    assert LastSeen.objects.count() == 1200
+    assert {
+        round(t.timestamp()) for t in LastSeen.objects.values_list("last_activity", flat=True)
+    } == {round(now - 5)}
+
+
+def test_history_samples_and_uniques_round_trip(backend: BaseBackend) -> None:
+    from active_users.backends import Sample
+    from active_users.backends.base import day_of
+
+    minute = int(time.time() // 60) * 60
+    backend.record_sample(Sample(minute - 120, 3, 2, 1))
+    backend.record_sample(Sample(minute - 60, 5, 4, 2))
+    assert backend.samples(False, minute - 180, minute) == [
+        Sample(minute - 120, 3, 2, 1),
+        Sample(minute - 60, 5, 4, 2),
+    ]
+    hours = backend.samples(True, minute - 7200, minute)
+    assert max(h.entries for h in hours) == 5
+    now = time.time()
+    backend.touch_many([(entry(n, user=n % 4), now) for n in range(8)] + [(Presence("v1"), now)])
+    today = day_of(now).date
+    uniques = backend.uniques(today, 1, 1, [7])
+    assert uniques.days[-1][1:] == (4, 1)
+    assert uniques.windows[7] == (4, 1)
+    backend.clear_history()
+    assert backend.samples(False, minute - 180, minute) == []
+
+
+def test_every_method_has_an_async_twin() -> None:
+    import inspect
+
+    public = [
+        name
+        for name, member in vars(BaseBackend).items()
+        if inspect.isfunction(member) and not name.startswith(("_", "a"))
+    ]
+    assert len(public) >= 19
+    for name in public:
+        twin = getattr(BaseBackend, f"a{name}", None)
+        assert twin is not None and inspect.iscoroutinefunction(twin), name
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_the_async_twins_of_the_batch_and_last_seen_methods(backend: BaseBackend) -> None:
+    now = time.time()
+    await backend.atouch_many([(entry(1, user=7), now - 3), (entry(2, user=8), now - 2)])
+    assert await backend.aseen(["7", "8", "9"]) == pytest.approx({"7": now - 3, "8": now - 2})
+    rows, cursor = await backend.aseen_between(now - 10, now, 10)
+    assert [uid for uid, _ in rows] == ["7", "8"] and cursor is None
+    await backend.aremove_user("7")
+    assert await backend.aseen(["7"]) == {}
+    await backend.aremove_session("")
+    assert await backend.aclear_expired(now + 3600) >= 0
+    await backend.aclear_history()
+    await backend.aclose()
+    await sync_to_async(connections.close_all)()
+
+
+def test_a_catch_up_claim_is_held_apart_from_the_flush_claim(backend: BaseBackend) -> None:
+    now = time.time()
+    assert backend.claim_flush(60, now) == 0.0  # a periodic flush holds its interval
+    backend.flush_done(now - 10)
+    assert backend.claim_catch_up(60, now) == now - 10  # readers still catch up
+    assert backend.claim_catch_up(60, now + 1) is None  # once per hold, fleet-wide
+    assert backend.claim_flush(60, now + 1) is None

@@ -200,6 +200,41 @@ def test_every_setting_is_checked() -> None:
     assert settings_read_by_conf() - apart - {name for name, *_ in RULES} == set()
 
 
+SQLITE_CHECK = """
+import sys
+import django
+from django.conf import settings
+from django.core.management import call_command
+
+settings.configure(
+    INSTALLED_APPS=["django.contrib.auth", "django.contrib.contenttypes", "active_users"],
+    DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": sys.argv[1]}},
+    ACTIVE_USERS_BACKEND="database",
+)
+django.setup()
+call_command("check", databases=["default"])
+"""
+
+
+@pytest.mark.parametrize(("journal", "warned"), [("delete", True), ("wal", False)])
+def test_an_sqlite_file_in_rollback_journal_mode_is_warned_about(
+    tmp_path: Path, journal: str, warned: bool
+) -> None:
+    import sqlite3
+    import subprocess
+    import sys
+
+    database = tmp_path / "site.sqlite3"
+    with sqlite3.connect(database) as connection:
+        connection.execute(f"PRAGMA journal_mode={journal}")
+    done = subprocess.run([sys.executable, "-c", SQLITE_CHECK, str(database)],
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert ("active_users.W003" in done.stderr + done.stdout) is warned
+    if warned:
+        assert "'delete' journal mode" in done.stderr + done.stdout
+
+
 @pytest.mark.parametrize("value", [0, -1, 1025, 2.0, "16", True])
 def test_a_bad_shard_count_is_an_error(value: object) -> None:
     from active_users.checks import check_shards

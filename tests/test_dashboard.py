@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
 from pathlib import Path
 
 import pytest
 from django.test import Client, override_settings
 from django.utils import timezone
 
+from active_users import clock
 from active_users.backends import Presence, get_backend
 from active_users.history import record_minute
 from active_users.models import Activity
@@ -97,6 +101,48 @@ def test_top_pages_count_distinct_sessions_of_the_last_minutes(make_user) -> Non
     pages = staff.get(DATA + "pages/").json()
     assert pages["enabled"] is True
     assert [(p["path"], p["people"]) for p in pages["pages"]] == [("/popular", 3), ("/quiet", 1)]
+
+
+def post_event(client: Client, date: datetime, path: str):  # type: ignore[no-untyped-def]
+    body = {"date": date.isoformat(), "path": path}
+    return client.post("/tracking/log/", json.dumps(body), content_type="application/json")
+
+
+def top_paths(staff: Client) -> list[str]:
+    return [p["path"] for p in staff.get(DATA + "pages/").json()["pages"]]
+
+
+def test_an_event_dated_tomorrow_is_stored_at_arrival_and_leaves_the_top_pages_in_time(
+    make_user,
+) -> None:
+    reader = login(make_user)
+    now = datetime.now(dt_timezone.utc)
+    arrival = time.time()
+    assert post_event(reader, now + timedelta(hours=23), "/tomorrow").status_code == 201
+    assert post_event(reader, now, "/today").status_code == 201
+    stored = clock.to_timestamp(Activity.objects.get(path="/tomorrow").date)
+    assert arrival <= stored <= time.time()
+    staff = login(make_user, is_staff=True)
+    assert sorted(top_paths(staff)) == ["/today", "/tomorrow"]
+    time.sleep(0.3)
+    with override_settings(ACTIVE_USERS_ONLINE_AFTER=0.2):  # both are older than the window
+        assert top_paths(staff) == []
+
+
+@pytest.mark.django_db
+def test_the_now_windows_ignore_rows_dated_in_the_future(make_user) -> None:
+    reader = make_user(username="reader")
+    later = clock.from_timestamp(time.time() + 3600)  # written before dates were clamped
+    Activity.objects.create(user=reader, session="f", date=later, event="pageview", path="/later")
+    now = clock.now()
+    Activity.objects.create(user=reader, session="n", date=now, event="pageview", path="/now")
+    browser = Client()
+    browser.force_login(reader)
+    browser.get("/page/")
+    staff = login(make_user, is_staff=True)
+    assert top_paths(staff) == ["/now"]
+    rows = staff.get(DATA + "users/", {"search": "reader"}).json()["users"]
+    assert [r["path"] for r in rows] == ["/now"]
 
 
 # The browser

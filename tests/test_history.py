@@ -13,7 +13,7 @@ import pytest
 from django.db import connection
 from django.test import Client, override_settings
 
-from active_users import history
+from active_users import clock, history
 from active_users.backends import Presence, get_backend
 from active_users.history import get_history, get_uniques, record_minute
 from tests.bulk import bulk_touch
@@ -23,8 +23,9 @@ pytestmark = [
     pytest.mark.django_db(transaction=True),
 ]
 
-# A fixed moment, 10:00:30 UTC on a Wednesday, so minutes and days are known.
-NOON = datetime(2026, 11, 18, 10, 0, 30, tzinfo=timezone.utc).timestamp()
+# A fixed moment, 10:00:30 on a Wednesday in the site's TIME_ZONE, so minutes and days are
+# known whatever USE_TZ and TIME_ZONE are.
+NOON = clock.to_timestamp(datetime(2026, 11, 18, 10, 0, 30))
 
 
 @pytest.fixture(autouse=True)
@@ -68,7 +69,7 @@ def test_the_last_hour_is_sixty_points_with_each_sample_in_its_minute() -> None:
     assert len(points) == 60
     steps = {(b.time - a.time).total_seconds() for a, b in pairwise(points)}
     assert steps == {60.0}
-    assert points[-1].time.timestamp() == NOON - 30
+    assert clock.to_timestamp(points[-1].time) == NOON - 30
     assert [p.users for p in points[-3:]] == [1, 0, 3]  # KEY_EXPIRE is 20 s: no carry
     assert sum(p.users for p in points[:-3]) == 0
 
@@ -240,4 +241,6 @@ def test_the_openapi_description_matches_real_answers(make_user) -> None:
         if path != "/v1/counts/":
             assert refused.status_code == 400
             assert "400" in operation["get"]["responses"]
+            error = {"$ref": "#/components/schemas/Error", "components": spec["components"]}
+            jsonschema.validate(refused.json(), error)
     assert {f"/v1/{p}/" for p in ("counts", "users", "history", "uniques")} == set(spec["paths"])

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import csv
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
 from django.test import Client
 
+from active_users import clock
 from active_users.models import Activity
 from active_users.text import csv_cell, printable, printable_json
 
@@ -85,7 +86,7 @@ def test_erase_user_refuses_an_id_that_is_no_user_id_and_prints_it_escaped(db) -
 
 
 def make_formula_events() -> datetime:
-    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    start = clock.from_client(datetime(2026, 1, 1))  # midnight in the site's time zone
     Activity.objects.bulk_create(
         Activity(date=start + timedelta(minutes=n), event="pageview", path=value, referer=value)
         for n, value in enumerate(FORMULAS)
@@ -101,11 +102,14 @@ def export(*options: str) -> str:
 
 
 def test_csv_cells_a_spreadsheet_would_evaluate_get_a_leading_quote(db) -> None:
-    make_formula_events()
+    start = make_formula_events()
     rows = list(csv.DictReader(StringIO(export("--format", "csv"), newline="")))
     assert [r["path"] for r in rows] == ["'" + value for value in FORMULAS]
     assert [r["referer"] for r in rows] == ["'" + value for value in FORMULAS]
-    assert all(r["id"].isdigit() and r["date"].startswith("2026-01-01T") for r in rows)
+    assert all(r["id"].isdigit() for r in rows)
+    assert [r["date"] for r in rows] == [
+        clock.iso(start + timedelta(minutes=n)) for n in range(len(FORMULAS))
+    ]
     assert {r["event"] for r in rows} == {"pageview"}
 
 

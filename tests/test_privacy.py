@@ -9,7 +9,7 @@ import pytest
 from django.core.management import call_command
 from django.test import Client, override_settings
 
-from active_users import api
+from active_users import api, clock
 from active_users.backends import get_backend
 from active_users.last_seen import flush_last_seen, last_seen
 from active_users.models import Activity, LastSeen
@@ -70,8 +70,8 @@ def test_erasing_a_user_removes_live_entries_last_seen_and_activity(make_user) -
     visit(user)
     visit(other)
     flush_last_seen(force=True)
-    Activity.objects.create(user=user, date=datetime.now(timezone.utc), event="pageview")
-    Activity.objects.create(user=other, date=datetime.now(timezone.utc), event="pageview")
+    Activity.objects.create(user=user, date=clock.now(), event="pageview")
+    Activity.objects.create(user=other, date=clock.now(), event="pageview")
     call_command("active_users_erase_user", str(user.pk))
     assert [e["username"] for e in api.get_active_users()] == ["keep-me"]
     assert get_backend().seen([str(user.pk)]) == {}

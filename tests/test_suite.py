@@ -31,3 +31,22 @@ def test_a_test_on_redis_leaves_no_key_behind(redis_url: str) -> None:
     assert any(key.startswith("uniques:users:") for key in written)  # kept for 400 days
     next(fixture, None)  # the fixture's teardown
     assert keys_under(redis_url, f"{{{prefix}}}*") == []
+
+
+def test_the_package_type_checks_under_mypy_strict() -> None:
+    import os
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    mypy = Path(sys.executable).with_name("mypy")
+    if not mypy.exists() and not shutil.which("mypy"):
+        if os.environ.get("CI") == "true":
+            pytest.fail("mypy is not installed (it is in the test extra)")
+        pytest.skip("mypy is not installed (pip install -e '.[test]')")
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run([str(mypy if mypy.exists() else "mypy")], cwd=root,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert "Success: no issues found" in done.stdout

@@ -1,4 +1,9 @@
-"""The demo site: SQLite and the database backend; set REDIS_URL to track on Redis."""
+"""The demo site: SQLite and the database backend; set REDIS_URL to track on Redis.
+
+Presence ("N here now") needs a Redis for its rooms and the Channels layer: REDIS_URL's, or
+the throwaway redis-server that the ``demo`` command starts and passes as
+DEMO_PRESENCE_REDIS_URL. Served by uvicorn (``demo/asgi.py``): pages and WebSockets.
+"""
 
 import os
 from pathlib import Path
@@ -7,7 +12,8 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 
 SECRET_KEY = "demo-only-not-secret"
 DEBUG = True
-ALLOWED_HOSTS = ["127.0.0.1", "localhost", "testserver"]
+# Demo only: any host, so that 0.0.0.0:8000 answers a phone on the LAN. Never in production.
+ALLOWED_HOSTS = ["*"]
 USE_TZ = True
 TIME_ZONE = "UTC"
 
@@ -56,6 +62,11 @@ DATABASES = {
     }
 }
 STATIC_URL = "static/"
+# Demo only: a fast hash, so that the simulated users' log-ins do not hold the server up.
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.MD5PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+]
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/"
 
@@ -64,16 +75,30 @@ ACTIVE_USERS_EXCLUDE_URL_PATTERNS = [r"^/static/", r"^/favicon\.ico$"]
 # Demo only: everyone may see who is active. The package's default is "staff".
 ACTIVE_USERS_API_PERMISSION = "public"
 
-if os.environ.get("REDIS_URL"):
-    ACTIVE_USERS_BACKEND = "redis"
-    ACTIVE_USERS_REDIS_URL = os.environ["REDIS_URL"]
+# Demo only: every simulated browser posts its page views from 127.0.0.1.
+ACTIVE_USERS_ACTIVITY_RATE_LIMIT = "6000/m"
+# Anonymous visitors see "N here now" too (the tag gives them a session for their token).
+ACTIVE_USERS_PRESENCE_ANONYMOUS = True
+
+ACTIVE_USERS_BACKEND = "redis" if os.environ.get("REDIS_URL") else "database"
+PRESENCE_REDIS_URL = os.environ.get("REDIS_URL") or os.environ.get("DEMO_PRESENCE_REDIS_URL")
+DEMO_PRESENCE = bool(PRESENCE_REDIS_URL)
+if PRESENCE_REDIS_URL:
+    ACTIVE_USERS_REDIS_URL = PRESENCE_REDIS_URL
     ACTIVE_USERS_KEY_PREFIX = "active_users_demo"
-else:
-    ACTIVE_USERS_BACKEND = "database"
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [PRESENCE_REDIS_URL], "prefix": "active_users_demo:layer"},
+        }
+    }
 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "loggers": {"active_users": {"handlers": ["console"], "level": "INFO"}},
+    "loggers": {
+        "active_users": {"handlers": ["console"], "level": "INFO"},
+        "demo": {"handlers": ["console"], "level": "INFO"},
+    },
 }

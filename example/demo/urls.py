@@ -8,5 +8,5 @@ urlpatterns = [
     path("articles/<int:number>/", views.article, name="article"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),
-    path("active-users/", include("active_users.api.urls")),
+    path("active-users/", include("active_users.urls")),
 ]

@@ -15,6 +15,7 @@ def home(request: HttpRequest) -> HttpResponse:
         "backend": settings.ACTIVE_USERS_BACKEND,
         "key_expire": conf.KEY_EXPIRE,
         "may_see_users": has_api_permission(request),
+        "presence": settings.DEMO_PRESENCE,
     }
     try:
         context["counts"] = api.get_active_counts()
@@ -33,4 +34,6 @@ def home(request: HttpRequest) -> HttpResponse:
 
 
 def article(request: HttpRequest, number: int) -> HttpResponse:
-    return render(request, "demo/article.html", {"number": number})
+    return render(
+        request, "demo/article.html", {"number": number, "presence": settings.DEMO_PRESENCE}
+    )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.contrib import admin
@@ -18,18 +18,23 @@ from django.db.models import F, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
-from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from active_users import dashboard
+from active_users import clock, dashboard
 from active_users.api import views as api_views
 from active_users.conf import conf
 from active_users.history import RANGES
-from active_users.last_seen import ONLINE, status_of
+from active_users.last_seen import ONLINE, catch_up, live_seen, status_of
 from active_users.models import Activity, Dashboard, LastSeen, SessionInfo
+from active_users.permissions import is_staff
+
+if TYPE_CHECKING:
+    ModelAdmin = admin.ModelAdmin[Any]
+else:
+    ModelAdmin = admin.ModelAdmin
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin(ModelAdmin):
     # No bulk actions ("Delete selected" included). Deleting stays permitted: the admin
     # refuses to delete a user whose rows here the staff member could not delete.
     actions = None
@@ -70,7 +75,7 @@ def _dashboard_websocket() -> str:
     return "/ws/active-users/dashboard/"
 
 
-class DashboardAdmin(admin.ModelAdmin):
+class DashboardAdmin(ModelAdmin):
     """The live dashboard: listed in the admin index for every staff member; the page and
     its JSON views are served by the admin site, so they need no URL configuration."""
 
@@ -83,10 +88,10 @@ class DashboardAdmin(admin.ModelAdmin):
     }
 
     def has_module_permission(self, request: HttpRequest) -> bool:
-        return dashboard.is_staff(request)
+        return is_staff(request)
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return dashboard.is_staff(request)
+        return is_staff(request)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -104,7 +109,7 @@ class DashboardAdmin(admin.ModelAdmin):
         wrap = self.admin_site.admin_view
 
         def data(name: str) -> URLPattern:
-            view = api_views.api_view(self.DATA[name], allowed=dashboard.is_staff)
+            view = api_views.api_view(self.DATA[name], allowed=is_staff)
             return path(f"data/{name}/", wrap(view), name=self._url_name(name))
 
         page = wrap(self.changelist_view)
@@ -149,13 +154,17 @@ class LastSeenFilter(admin.SimpleListFilter):
         if value == "never":
             return queryset.filter(active_users_last_seen__isnull=True)
         if value in self.WINDOWS:
-            since = timezone.now() - self.WINDOWS[value]
+            since = clock.ago(self.WINDOWS[value])
             return queryset.filter(active_users_last_seen__last_activity__gte=since)
         return queryset
 
 
 class LastSeenColumns:
-    """Mixed into the project's user admin: two sortable columns from one joined column."""
+    """Mixed into the project's user admin: two sortable columns from one joined column.
+
+    The changelist first brings the ``LastSeen`` rows up to date (``last_seen.catch_up``),
+    so that the filter and the ordering see users active since the last flush; the page's
+    rows then take the live store's values in one round trip for the page."""
 
     @admin.display(description=_("last seen"), ordering="_last_seen")
     def last_seen(self, obj: Any) -> Any:
@@ -166,8 +175,28 @@ class LastSeenColumns:
         return status_of(obj._last_seen) == ONLINE
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
-        queryset = super().get_queryset(request)  # type: ignore[misc]
-        return queryset.annotate(_last_seen=F("active_users_last_seen__last_activity"))
+        queryset: QuerySet[Any] = super().get_queryset(request)  # type: ignore[misc]
+        annotated: QuerySet[Any] = queryset.annotate(
+            _last_seen=F("active_users_last_seen__last_activity")
+        )
+        return annotated
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
+        catch_up()
+        return super().changelist_view(request, extra_context)  # type: ignore[misc,no-any-return]
+
+    def get_changelist_instance(self, request: HttpRequest) -> Any:
+        changelist = super().get_changelist_instance(request)  # type: ignore[misc]
+        rows = list(changelist.result_list)  # evaluated once; the template reuses them
+        live = live_seen([str(row.pk) for row in rows])
+        for row in rows:
+            stamp = live.get(str(row.pk))
+            if stamp is None:
+                continue
+            moment = clock.from_timestamp(stamp)  # naive when USE_TZ is off, as the column
+            if row._last_seen is None or moment > row._last_seen:
+                row._last_seen = moment
+        return changelist
 
 
 def extend_user_admin(site: admin.AdminSite = admin.site) -> None:

@@ -22,6 +22,8 @@
 - ``active_users.E017``: ``ACTIVE_USERS_PRESENCE_AUTHORIZE`` does not import.
 - ``active_users.W001``: the middleware is listed before ``AuthenticationMiddleware``.
 - ``active_users.W002``: ``ACTIVE_USERS_PROMETHEUS`` is on without ``prometheus_client``.
+- ``active_users.W003``: the database the package writes to is an SQLite file in a
+  rollback-journal mode (a database check: ``migrate`` and ``check --database`` run it).
 - ``active_users.E050``: ``ACTIVE_USERS_REDIS_SHARDS`` is not an integer from 1 to 1024.
 - ``active_users.W050``: ``ACTIVE_USERS_REDIS_SHARDS`` > 1 without ``ACTIVE_USERS_REDIS_CLUSTER``.
 """
@@ -325,6 +327,37 @@ def check_values(**kwargs: Any) -> list[checks.CheckMessage]:
                 )
             )
     return errors
+
+
+ROLLBACK_JOURNALS = {"delete", "truncate", "persist"}
+
+
+@checks.register(checks.Tags.database)
+def check_sqlite_journal(databases: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """In a rollback-journal mode, SQLite's commit locks out readers: the write-behind
+    flush (once a second per process) and the last-seen flush then stall the site's own
+    queries for the length of a commit. WAL lets readers and one writer run together."""
+    from django.db import connections
+
+    alias = conf.DATABASE
+    if not databases or alias not in databases or connections[alias].vendor != "sqlite":
+        return []
+    with connections[alias].cursor() as cursor:
+        cursor.execute("PRAGMA journal_mode")
+        mode = str(cursor.fetchone()[0]).lower()
+    if mode not in ROLLBACK_JOURNALS:
+        return []
+    return [
+        checks.Warning(
+            f"The SQLite database {alias!r} is in {mode!r} journal mode: each commit of the "
+            "package's batch writes (about one a second per process) holds the site's "
+            "readers out until it is on disk.",
+            hint="Switch the file to WAL once (it is kept in the file): "
+            '"PRAGMA journal_mode=WAL;" (on Django 5.1+ also through '
+            'DATABASES[...]["OPTIONS"]["init_command"]). See the README, "Production notes".',
+            id="active_users.W003",
+        )
+    ]
 
 
 @checks.register(checks.Tags.compatibility)

@@ -69,7 +69,8 @@ class Settings:
     @property
     def KEY_CLASS(self) -> type[AbstractActiveUserEntry]:
         value = self._get("KEY_CLASS", "active_users.keys.ActiveUserEntry")
-        return _import(value) if isinstance(value, str) else value  # type: ignore[no-any-return]
+        found: type[AbstractActiveUserEntry] = _import(value) if isinstance(value, str) else value
+        return found
 
     @property
     def EXCLUDE_URL_PATTERNS(self) -> Sequence[str]:
@@ -313,7 +314,8 @@ class Settings:
         return str(self._get("CACHE", "default"))
 
     def import_callable(self, value: str | Callable[..., Any]) -> Callable[..., Any]:
-        return _import(value) if isinstance(value, str) else value  # type: ignore[no-any-return]
+        found: Callable[..., Any] = _import(value) if isinstance(value, str) else value
+        return found
 
 
 conf = Settings()

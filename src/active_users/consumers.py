@@ -15,7 +15,9 @@ seconds in larger ones; ``presence.token`` (``token``, ``max_age``) on joining a
 every third of ``ACTIVE_USERS_PRESENCE_TOKEN_MAX_AGE``, a fresh token for reconnecting.
 Anonymous connections get no names unless ``ACTIVE_USERS_PRESENCE_SHOW_NAMES_TO_ANONYMOUS``.
 The client sends ``{"type": "heartbeat"}`` every ``heartbeat`` seconds; a connection silent
-for ``ACTIVE_USERS_PRESENCE_TIMEOUT`` seconds is swept.
+for ``ACTIVE_USERS_PRESENCE_TIMEOUT`` seconds is swept. A message that is not JSON text
+within ``inputs.MAX_JSON_BYTES`` and ``inputs.MAX_JSON_DEPTH`` gets an ``error`` frame
+(``error``, ``field``) and the connection stays open.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import hashlib
 import json
 import logging
 import time
+import uuid
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -37,7 +40,9 @@ from django.http import HttpRequest
 from active_users.access import check_room_token, origin_allowed, query_token, sign_room_token
 from active_users.api import aget_active_counts
 from active_users.conf import conf
-from active_users.exceptions import StoreUnavailable
+from active_users.exceptions import BadRequest, StoreUnavailable
+from active_users.inputs import error_frame, read_message
+from active_users.permissions import is_staff_user
 from active_users.presence import (
     Change,
     check_room,
@@ -45,6 +50,7 @@ from active_users.presence import (
     group_name,
     user_joined_room,
     user_left_room,
+    user_person,
 )
 from active_users.tracking import tracker
 
@@ -198,10 +204,7 @@ class PresenceMixin:
         """Who this connection is: one person per user, one per anonymous connection."""
         user = self.scope.get("user")
         if user is not None and user.is_authenticated:
-            pk = str(user.pk)
-            if "\n" in pk:
-                pk = hashlib.blake2b(pk.encode(), digest_size=16).hexdigest()
-            return f"u:{pk}"
+            return user_person(user.pk)
         return "a:" + hashlib.blake2b(self.channel_name.encode(), digest_size=12).hexdigest()
 
     def get_presence_info(self) -> dict[str, Any]:
@@ -221,13 +224,23 @@ class PresenceMixin:
             user is not None and user.is_authenticated
         ) or conf.PRESENCE_SHOW_NAMES_TO_ANONYMOUS
         self._presence_token_at = None
+        if not getattr(self, "channel_name", None):  # no channel layer: a name of its own
+            self.channel_name = f"presence!{uuid.uuid4().hex}"
         self.presence_room = room
         self._presence_person = self.get_presence_person()
         self._presence_info = self.get_presence_info()
         self._presence_refreshed = 0.0
-        if self.channel_layer is not None:
-            await self.channel_layer.group_add(group_name(room), self.channel_name)
-        change = await self._presence("join")
+        try:
+            if self.channel_layer is not None:
+                await self.channel_layer.group_add(group_name(room), self.channel_name)
+            change = await self._presence("join", quiet=False)
+        except Exception as exc:  # the rooms' Redis or the channel layer: tell, and close
+            _warn(exc)
+            self.presence_room = None
+            await self.send_presence({"type": "presence.error", "room": room,
+                                      "error": "Presence is not available right now."})  # fmt: skip
+            await self.close(code=1013)  # type: ignore[attr-defined]  # try again later
+            return Change()
         large = change.present > conf.PRESENCE_LIST_LIMIT
         users = None
         if not large and self._presence_names:
@@ -289,7 +302,7 @@ class PresenceMixin:
             return
         _spawn(sweep_later(room, conf.PRESENCE_GRACE + 0.05))
 
-    async def _presence(self, op: str) -> Change:
+    async def _presence(self, op: str, quiet: bool = True) -> Change:
         room = self.presence_room
         assert room is not None
         self._presence_refreshed = time.monotonic()
@@ -299,6 +312,8 @@ class PresenceMixin:
             )
             await announce(room, change, (self._presence_person, self._presence_info))
         except Exception as exc:
+            if not quiet:
+                raise
             _warn(exc)
             return Change()
         await tracker.atrack(request_from_scope(self.scope))  # never raises
@@ -316,6 +331,23 @@ class PresenceMixin:
 
     async def presence_count(self, event: dict[str, Any]) -> None:
         await self.send_presence(event)
+
+    async def presence_erased(self, event: dict[str, Any]) -> None:
+        """This connection's user was erased (``erasure.erase_user``): already out of the
+        room's store; one of their connections tells the room, and each closes."""
+        room = self.presence_room
+        if room is None:
+            return
+        self.presence_room = None
+        if self.channel_layer is not None:
+            await self.channel_layer.group_discard(group_name(room), self.channel_name)
+            if event.get("announce") and event["count"] > conf.PRESENCE_LIST_LIMIT:
+                await announce_count(room)
+            elif event.get("announce"):
+                leave = {"type": "presence.leave", "room": room, "user": event["user"],
+                         "count": event["count"]}  # fmt: skip
+                await self.channel_layer.group_send(group_name(room), leave)
+        await self.close()  # type: ignore[attr-defined]
 
 
 def _unnamed(event: dict[str, Any]) -> dict[str, Any]:
@@ -342,8 +374,9 @@ class PresenceConsumer(PresenceMixin, AsyncWebsocketConsumer):
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         try:
-            message = json.loads(text_data or "")
-        except ValueError:
+            message = read_message(text_data, bytes_data)
+        except BadRequest as exc:
+            await self.send(text_data=error_frame(exc))
             return
         if isinstance(message, dict) and message.get("type") == "heartbeat":
             await self.refresh_presence()
@@ -361,20 +394,26 @@ class DashboardConsumer(AsyncWebsocketConsumer):
     PERIOD = 1.0
 
     async def connect(self) -> None:
-        user = self.scope.get("user")
-        staff = user is not None and user.is_active and user.is_staff
-        if not (staff and origin_allowed(self.scope)):
+        if not (is_staff_user(self.scope.get("user")) and origin_allowed(self.scope)):
             await self.close()
             return
         await self.accept()
         self.pushing = asyncio.ensure_future(self._push())
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        """The client sends nothing the dashboard needs; what it sends is still read with
+        the package's limits, and a message that breaks them gets an error frame."""
+        try:
+            read_message(text_data, bytes_data)
+        except BadRequest as exc:
+            await self.send(text_data=error_frame(exc))
 
     async def _push(self) -> None:
         sent = None
         while True:
             try:
                 counts = await aget_active_counts()
-                found = {"entries": counts.entries, "users": counts.users,
+                found: dict[str, Any] = {"entries": counts.entries, "users": counts.users,
                          "visitors": counts.visitors}  # fmt: skip
             except StoreUnavailable:
                 found = {"error": "The active users store is not answering."}

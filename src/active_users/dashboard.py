@@ -9,7 +9,7 @@ what only staff may see (IP addresses, current paths).
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from typing import Any
 
 from django.apps import apps
@@ -17,21 +17,17 @@ from django.contrib.auth import get_user_model
 from django.db.models import Count, F
 from django.db.models.functions import Lower
 from django.http import HttpRequest, JsonResponse
-from django.utils import timezone as django_timezone
 
+from active_users import clock
 from active_users.api import get_active_users_page
-from active_users.api.views import BadParameter, int_parameter, json_response
+from active_users.api.views import int_parameter, json_response
 from active_users.conf import conf
-from active_users.last_seen import last_seen_many, status_of
+from active_users.exceptions import BadRequest
+from active_users.last_seen import catch_up, last_seen_many, status_of
 
 MAX_SEARCH = 150
 SEARCH_RESULTS = 50
 TOP_PAGES = 10
-
-
-def is_staff(request: HttpRequest) -> bool:
-    user = getattr(request, "user", None)
-    return bool(user is not None and user.is_active and user.is_staff)
 
 
 def _activity_model() -> Any:
@@ -50,10 +46,10 @@ def _current_paths(user_ids: list[str]) -> dict[str, str]:
             keys.append(pk_field.to_python(user_id))
         except Exception:
             continue
-    since = django_timezone.now() - timedelta(seconds=conf.ONLINE_AFTER)
+    since, until = _window()
     rows = (
         Activity.objects.using(conf.DATABASE)
-        .filter(user_id__in=keys, date__gte=since)
+        .filter(user_id__in=keys, date__gte=since, date__lte=until)
         .order_by("-date")
         .values_list("user_id", "path")
     )
@@ -63,8 +59,14 @@ def _current_paths(user_ids: list[str]) -> dict[str, str]:
     return found
 
 
+def _window() -> tuple[datetime, datetime]:
+    """The last ``ONLINE_AFTER`` seconds, bounded by now: rows dated ahead of the server's
+    clock (written before dates were clamped, or by a clock running ahead) are not "now"."""
+    return clock.ago(conf.ONLINE_AFTER), clock.now()
+
+
 def _iso(moment: datetime | None) -> str | None:
-    return moment.isoformat() if moment else None
+    return clock.iso(moment) if moment else None
 
 
 def users(request: HttpRequest) -> JsonResponse:
@@ -72,7 +74,9 @@ def users(request: HttpRequest) -> JsonResponse:
     50 users whose username contains it, active or not, with their last seen."""
     search = request.GET.get("search", "").strip()
     if len(search) > MAX_SEARCH:
-        raise BadParameter("search", f"must be at most {MAX_SEARCH} characters")
+        raise BadRequest("search", f"must be at most {MAX_SEARCH} characters")
+    if any(ord(c) < 32 or ord(c) == 127 for c in search):
+        raise BadRequest("search", "contains control characters")
     if search:
         return json_response({"users": _search(search), "next": None, "search": search})
     limit = int_parameter(request, "limit", 25, 1, 1000)
@@ -83,7 +87,7 @@ def users(request: HttpRequest) -> JsonResponse:
             "user_id": entry.get("user_id", ""),
             "username": entry.get("username") or entry.get("user_id", ""),
             "ip": entry.get("ip", ""),
-            "last_seen": entry["last_active"].isoformat(),
+            "last_seen": clock.iso(entry["last_active"]),
             "status": status_of(entry["last_active"]),
             "path": paths.get(entry.get("user_id", ""), ""),
         }
@@ -98,6 +102,7 @@ def _search(text: str) -> list[dict[str, Any]]:
     # Lower() on both sides: icontains follows the column's collation on MySQL/MariaDB.
     found = User._default_manager.annotate(_name=Lower(field)).filter(_name__contains=text.lower())
     if conf.LAST_SEEN:
+        catch_up()  # the 50 most recently seen, counting those seen since the last flush
         found = found.annotate(_seen=F("active_users_last_seen__last_activity")).order_by(
             F("_seen").desc(nulls_last=True), field
         )
@@ -127,10 +132,10 @@ def pages(request: HttpRequest) -> JsonResponse:
     Activity = _activity_model()
     if Activity is None:
         return json_response({"enabled": False, "pages": []})
-    since = datetime.now(timezone.utc) - timedelta(seconds=conf.ONLINE_AFTER)
+    since, until = _window()
     rows = (
         Activity.objects.using(conf.DATABASE)
-        .filter(date__gte=since)
+        .filter(date__gte=since, date__lte=until)
         .exclude(path="")
         .values("path")
         .annotate(people=Count("session", distinct=True), events=Count("id"))

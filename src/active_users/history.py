@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from django.core.signals import setting_changed
 
+from active_users import clock
 from active_users.backends import Sample, get_backend
 from active_users.backends.base import day_of
 from active_users.backends.health import reading
@@ -44,7 +45,7 @@ class Point:
 
     def as_json(self) -> dict[str, Any]:
         found = asdict(self)
-        found["time"] = self.time.isoformat()
+        found["time"] = clock.iso(self.time)
         return found
 
 
@@ -96,10 +97,6 @@ def _setting_changed(*, setting: str, **kwargs: Any) -> None:
 setting_changed.connect(_setting_changed)
 
 
-def _moment(stamp: float) -> datetime:
-    return datetime.fromtimestamp(stamp, tz=timezone.utc)
-
-
 def get_history(period: str = "24h", now: float | None = None) -> list[Point]:
     """Active counts over ``period`` (``"1h"``, ``"24h"``, ``"7d"`` or ``"30d"``), oldest
     first, one point per minute (per hour beyond 24 hours, the hour's peaks), every point
@@ -127,7 +124,7 @@ def get_history(period: str = "24h", now: float | None = None) -> list[Point]:
         elif previous is not None and start - previous.start < conf.KEY_EXPIRE:
             sample = previous
         counts = (sample.entries, sample.users, sample.visitors) if sample else (0, 0, 0)
-        points.append(Point(_moment(start), *counts))
+        points.append(Point(clock.from_timestamp(start), *counts))
     return points
 
 

@@ -10,29 +10,34 @@ flush or restart loses at most the last interval. Reads merge both sources.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterable
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.contrib.auth import get_user_model
 from django.core.signals import setting_changed
-from django.db import connections
+from django.db import DatabaseError, connections, transaction
 from django.db.models import F, QuerySet
-from django.utils import timezone as django_timezone
 
+from active_users import clock
 from active_users.backends import BaseBackend, get_backend
 from active_users.backends.buffer import buffer
 from active_users.backends.health import reading
 from active_users.background import BackgroundJob
 from active_users.conf import conf
 from active_users.exceptions import StoreUnavailable
+from active_users.faults import database_optional, warn_once
 
 ONLINE, IDLE, OFFLINE = "online", "idle", "offline"
 BATCH_SIZE = 1000
 # Flushes re-read this many seconds before the previous one ended, for app servers whose
 # clocks run a little behind; writing a time twice is harmless.
 CLOCK_SLACK = 5.0
+# Readers bring the rows up to date at most once per this many seconds, fleet-wide.
+CATCH_UP_HOLD = 1.0
 
 
 def _write(rows: list[tuple[str, float]]) -> int:
@@ -49,7 +54,7 @@ def _write(rows: list[tuple[str, float]]) -> int:
     alias = conf.DATABASE
     existing = User.objects.using(alias).filter(pk__in=list(wanted)).values_list("pk", flat=True)
     records = [
-        LastSeen(user_id=pk, last_activity=_aware(wanted[pk]))
+        LastSeen(user_id=pk, last_activity=clock.from_timestamp(wanted[pk]))
         for pk in existing  # deleted users leave nothing behind
     ]
     with_target = connections[alias].features.supports_update_conflicts_with_target
@@ -60,13 +65,6 @@ def _write(rows: list[tuple[str, float]]) -> int:
         update_fields=["last_activity"],
     )
     return len(records)
-
-
-def _aware(stamp: float) -> datetime:
-    moment = datetime.fromtimestamp(stamp, tz=timezone.utc)
-    if django_timezone.is_naive(django_timezone.now()):  # USE_TZ = False
-        return django_timezone.make_naive(moment)
-    return moment
 
 
 def flush_last_seen(force: bool = False, now: float | None = None) -> int:
@@ -95,6 +93,72 @@ def _copy(backend: BaseBackend, since: float, until: float) -> int:
             break
     backend.flush_done(until)
     return written
+
+
+def catch_up(now: float | None = None) -> int:
+    """Bring the ``LastSeen`` rows up to date with the live store before a read that
+    filters or orders by last activity; return how many users were written.
+
+    It copies the users touched since the last flush (or catch-up), a cost that follows
+    the number of users active since then, never the size of the store or of the table.
+    One reader of the fleet does it per ``CATCH_UP_HOLD`` seconds; the others read the
+    rows as they are, at most that much behind. A failing store is skipped: the rows are
+    then read as the last flush left them.
+    """
+    if not conf.LAST_SEEN or _in_event_loop():
+        return 0
+    now = time.time() if now is None else now
+    try:
+        with reading():  # this process's pending refreshes first
+            backend = get_backend()
+            since = backend.claim_catch_up(CATCH_UP_HOLD, now)
+        if since is None:
+            return 0
+        written, cursor = 0, None
+        while True:
+            with reading():
+                rows, cursor = backend.seen_between(
+                    max(0.0, since - CLOCK_SLACK), now, BATCH_SIZE, cursor
+                )
+            if rows:
+                with transaction.atomic(using=conf.DATABASE):  # a savepoint in a request's
+                    written += _write(rows)
+            if cursor is None:
+                break
+        with reading():
+            backend.flush_done(now)
+    except StoreUnavailable:
+        return 0
+    except DatabaseError as exc:  # the read that follows says what it can
+        warn_once("last seen is read without catching up", exc)
+        return 0
+    return written
+
+
+async def acatch_up(now: float | None = None) -> int:
+    """Async twin of :func:`catch_up`, for async code about to read the rows (the sync
+    version does nothing in an event loop, where the database may not be used)."""
+    return await sync_to_async(catch_up)(now)
+
+
+def _in_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def live_seen(user_ids: list[str]) -> dict[str, float]:
+    """The live store's last touch of each of these users, in one round trip; nothing when
+    the store is unavailable."""
+    if not user_ids:
+        return {}
+    try:
+        with reading():
+            return get_backend().seen(user_ids)
+    except StoreUnavailable:
+        return {}
 
 
 class Flusher(BackgroundJob):
@@ -141,30 +205,22 @@ def _user_id(user: Any) -> str:
 
 
 def last_seen_many(users: Iterable[Any]) -> dict[str, datetime | None]:
-    """``{str(user.pk): aware datetime or None}`` for users (or primary keys): one query
+    """``{str(user.pk): datetime or None}`` for users (or primary keys): one query
     and one store round trip, whatever their number."""
     ids = list(dict.fromkeys(_user_id(u) for u in users))
     if not ids:
         return {}
-    found: dict[str, float] = {}
-    try:
-        with reading():
-            found = get_backend().seen(ids)
-    except StoreUnavailable:
-        pass
+    found = live_seen(ids)
     if conf.LAST_SEEN:
         from active_users.models import LastSeen
 
         pk_field = get_user_model()._meta.pk
         keys = [pk_field.to_python(i) for i in ids]
         stored = LastSeen.objects.using(conf.DATABASE).filter(user_id__in=keys)
-        for pk, moment in stored.values_list("user_id", "last_activity"):
-            if django_timezone.is_naive(moment):
-                moment = django_timezone.make_aware(moment)
-            found[str(pk)] = max(found.get(str(pk), 0.0), moment.timestamp())
-    return {
-        i: (datetime.fromtimestamp(found[i], tz=timezone.utc) if i in found else None) for i in ids
-    }
+        with database_optional("last seen is read from the live store alone"):
+            for pk, moment in stored.values_list("user_id", "last_activity"):
+                found[str(pk)] = max(found.get(str(pk), 0.0), clock.to_timestamp(moment))
+    return {i: (clock.from_timestamp(found[i]) if i in found else None) for i in ids}
 
 
 def last_seen(user: Any) -> datetime | None:
@@ -175,7 +231,7 @@ def last_seen(user: Any) -> datetime | None:
 def status_of(moment: datetime | None, now: datetime | None = None) -> str:
     if moment is None:
         return OFFLINE
-    age = ((now or datetime.now(timezone.utc)) - moment).total_seconds()
+    age = clock.seconds_since(moment, now)
     if age < conf.ONLINE_AFTER:
         return ONLINE
     if age < conf.IDLE_AFTER:
@@ -196,12 +252,13 @@ def is_online(user: Any) -> bool:
 def users_seen_within(
     within: timedelta = timedelta(minutes=15), queryset: QuerySet[Any] | None = None
 ) -> QuerySet[Any]:
-    """Users whose stored last-seen time is within ``within``, newest first, annotated with
-    ``last_seen_at``; a queryset to filter, annotate or order further. It reads the
-    database, which lags the live store by up to ``ACTIVE_USERS_LAST_SEEN_INTERVAL``."""
+    """Users seen within ``within``, newest first, annotated with ``last_seen_at``; a
+    queryset to filter, annotate or order further. The rows are first brought up to date
+    with the live store (:func:`catch_up`)."""
+    catch_up()
     if queryset is None:
         queryset = get_user_model()._default_manager.all()
-    since = django_timezone.now() - within
+    since = clock.ago(within)
     return (
         queryset.filter(active_users_last_seen__last_activity__gte=since)
         .annotate(last_seen_at=F("active_users_last_seen__last_activity"))

@@ -18,9 +18,8 @@ from datetime import timedelta
 from typing import Any
 
 from django.apps import apps
-from django.utils import timezone
 
-from active_users import api
+from active_users import api, clock
 from active_users.conf import conf
 from active_users.exceptions import StoreUnavailable
 from active_users.history import get_uniques
@@ -45,7 +44,7 @@ class ActiveUsersCollector:
         if conf.LAST_SEEN:
             from active_users.models import LastSeen
 
-            since = timezone.now() - timedelta(days=1)
+            since = clock.ago(timedelta(days=1))
             daily = LastSeen.objects.using(conf.DATABASE).filter(last_activity__gte=since)
             yield gauge(
                 "active_users_daily_users", "Users seen in the last 24 hours.", daily.count()

@@ -41,7 +41,7 @@ class ActiveUsersSessionMiddleware:
             return self.__acall__(request)
         response = self.get_response(request)
         tracker.track(request)
-        return response  # type: ignore[return-value]
+        return response
 
     async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
         response = await self.get_response(request)  # type: ignore[misc]

@@ -1,12 +1,15 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
-from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+
+from active_users import clock
+from active_users.conf import conf
 
 
 class Kind(models.IntegerChoices):
@@ -140,9 +143,27 @@ class LastSeen(models.Model):
     def get_user_activities(
         cls, time_delta: timedelta = timedelta(minutes=15)
     ) -> models.QuerySet[LastSeen]:
-        """Rows of users active within ``time_delta``, newest first (django-online-users)."""
-        since = timezone.now() - time_delta
-        return cls.objects.filter(last_activity__gte=since).order_by("-last_activity")
+        """Rows of users active within ``time_delta``, newest first (django-online-users).
+
+        The rows are first brought up to date with the live store, so a user counts from
+        their first request (see ``last_seen.catch_up``)."""
+        from active_users.last_seen import catch_up
+
+        catch_up()
+        since = clock.ago(time_delta)
+        return (
+            cls.objects.using(conf.DATABASE)
+            .filter(last_activity__gte=since)
+            .order_by("-last_activity")
+        )
+
+    @classmethod
+    def update_user_activity(cls, user: Any) -> None:
+        """Record ``user`` as active now, as a request of theirs would (django-online-users'
+        method, for views and tasks): counted, last seen, ``user_became_active``."""
+        from active_users.tracking import record_user
+
+        record_user(user)
 
 
 class OnlineUserActivity(LastSeen):

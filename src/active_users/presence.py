@@ -93,6 +93,36 @@ return result
 """
 
 
+# Erasing a person from one room (KEYS as above; ARGV: person). Returns {present, info
+# JSON or false, connection, ...}: the room's count after, what the room was shown of the
+# person, and the channel names of the person's connections.
+ERASE_SCRIPT = """
+local prefix = ARGV[1] .. '\\n'
+local result = {0, redis.call('HGET', KEYS[4], ARGV[1]) or false}
+for _, conn in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  if string.sub(conn, 1, #prefix) == prefix then
+    redis.call('ZREM', KEYS[1], conn)
+    table.insert(result, string.sub(conn, #prefix + 1))
+  end
+end
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('HDEL', KEYS[3], ARGV[1])
+redis.call('HDEL', KEYS[4], ARGV[1])
+result[1] = redis.call('ZCARD', KEYS[2])
+return result
+"""
+
+
+@dataclass(slots=True)
+class Erased:
+    """A person erased from a room: the room's count after, what the room was shown of
+    them, and the channel names of their open connections (told to close)."""
+
+    present: int
+    info: dict[str, Any]
+    channels: list[str]
+
+
 @dataclass(slots=True)
 class Change:
     """What one presence operation did: whether the person joined (was not present), how
@@ -113,6 +143,14 @@ def group_name(room: str) -> str:
     hyphens, underscores and periods)."""
     digest = hashlib.blake2b(room.encode("utf-8", "surrogatepass"), digest_size=12).hexdigest()
     return f"active_users.presence.{digest}"
+
+
+def user_person(pk: Any) -> str:
+    """The presence person of a user: ``u:<pk>`` (a pk with a newline is hashed)."""
+    text = str(pk)
+    if "\n" in text:
+        text = hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+    return f"u:{text}"
 
 
 def check_room(room: Any) -> str:
@@ -152,7 +190,7 @@ class PresenceStore:
                 )
                 client = aioredis.Redis(connection_pool=pool)
             found = self._async[loop] = (client, client.register_script(PRESENCE_SCRIPT))
-        return found  # type: ignore[no-any-return]
+        return found
 
     async def aclose(self) -> None:
         """Close the running event loop's connections."""
@@ -231,6 +269,26 @@ class PresenceStore:
     async def acount(self, room: str) -> int:
         client, _ = self._aclient()
         return int(await client.zcount(self.keys(room)[1], repr(time.time()), "+inf"))
+
+    def erase(self, person: str) -> list[Erased]:
+        """Remove ``person`` from every room (a scan of the rooms' keys: erasing a user is
+        rare, never on a request or heartbeat path)."""
+        script = self.client.register_script(ERASE_SCRIPT)
+        pattern = "{" + f"{conf.KEY_PREFIX}:room:*" + "}:people"
+        found = []
+        for key in self.client.scan_iter(match=pattern, count=1000):
+            people = key.decode()
+            if self.client.zscore(people, person) is None:
+                continue
+            tag = people[: -len(":people")]
+            keys = [f"{tag}:conns", people, f"{tag}:open", f"{tag}:info"]
+            raw = script(keys=keys, args=[person], client=self.client)
+            try:
+                info = json.loads(raw[1]) if raw[1] else {}
+            except ValueError:
+                info = {}
+            found.append(Erased(int(raw[0]), info, [c.decode() for c in raw[2:]]))
+        return found
 
     async def aclaim(self, room: str, seconds: float) -> bool:
         """Whether this process may send the room's count now (once per ``seconds``)."""

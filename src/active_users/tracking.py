@@ -32,7 +32,7 @@ from active_users.backends.buffer import buffer
 from active_users.backends.health import breaker
 from active_users.conf import conf
 from active_users.history import sampler
-from active_users.keys import ActiveUserEntry
+from active_users.keys import AbstractActiveUserEntry, ActiveUserEntry
 from active_users.last_seen import flusher
 from active_users.requests import hash_session_key, visitor_id
 from active_users.signals import user_became_active
@@ -52,7 +52,7 @@ class Policy:
 
     exclude_url: re.Pattern[str] | None
     exclude_users: tuple[Any, ...]
-    key_class: type
+    key_class: type[AbstractActiveUserEntry]
     track_anonymous: bool
     bots: re.Pattern[str] | None
     session_cookie: str
@@ -257,6 +257,19 @@ class Tracker:
 
 
 tracker = Tracker()
+
+
+def record_user(user: Any) -> None:
+    """Record ``user`` as active now without a request of theirs (from a view or a task):
+    through the tracker, as a request with no session and no address would be, so it is
+    counted, last seen and signalled like any other. Never raises."""
+    from django.http import HttpRequest
+
+    if user is None or not user.is_authenticated:
+        return
+    request = HttpRequest()
+    request.user = user
+    tracker.track(request)
 
 
 def background_work() -> None:

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any
 
+from active_users import clock
 from active_users.backends import Counts, Page, get_backend
 from active_users.backends.buffer import buffer
 from active_users.backends.health import areading, reading
 from active_users.conf import conf
+from active_users.exceptions import BadRequest
 
 __all__ = [
     "ActiveUsersPage",
@@ -28,6 +29,7 @@ __all__ = [
     "aget_active_visitors_count",
     "aget_distinct_active_users_count",
     "clear_active_users",
+    "erase_user",
     "get_active_counts",
     "get_active_users",
     "get_active_users_count",
@@ -45,8 +47,9 @@ MAX_PAGE_SIZE = 1000
 class ActiveUsersPage:
     """A page of active entries, newest first.
 
-    ``users`` holds the entry dicts of :func:`get_active_users` plus ``last_active`` (an
-    aware datetime); pass ``next_cursor`` back to get the next page (None on the last one).
+    ``users`` holds the entry dicts of :func:`get_active_users` plus ``last_active`` (a
+    datetime, aware when ``USE_TZ`` is on); pass ``next_cursor`` back to get the next page
+    (None on the last one).
     """
 
     users: list[dict[str, Any]] = field(default_factory=list)
@@ -70,14 +73,14 @@ def _page(page: Page) -> ActiveUsersPage:
     for member, stamp in page.items:
         entry: dict[str, Any] | None = _decode(member)
         if entry is not None:
-            entry["last_active"] = datetime.fromtimestamp(stamp, tz=timezone.utc)
+            entry["last_active"] = clock.from_timestamp(stamp)
             users.append(entry)
     return ActiveUsersPage(users=users, next_cursor=page.next_cursor)
 
 
 def _check_limit(limit: int) -> int:
     if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_PAGE_SIZE:
-        raise ValueError(f"limit must be an integer from 1 to {MAX_PAGE_SIZE}")
+        raise BadRequest("limit", f"must be an integer from 1 to {MAX_PAGE_SIZE}")
     return limit
 
 
@@ -94,7 +97,8 @@ def get_active_users() -> list[dict[str, str]]:
 
 
 def get_active_users_page(limit: int = 100, cursor: str | None = None) -> ActiveUsersPage:
-    """One page of active entries; ``ValueError`` for a bad limit or cursor."""
+    """One page of active entries; :class:`~active_users.exceptions.BadRequest` (a
+    ``ValueError``) for a bad limit or cursor."""
     with reading():
         return _page(get_backend().page(_check_limit(limit), cursor))
 
@@ -120,6 +124,14 @@ def clear_active_users() -> None:
     with reading():
         get_backend().clear()
     buffer.cleared()
+
+
+def erase_user(user: Any) -> dict[str, int]:
+    """Remove everything the package holds about a user (or a primary key), from every
+    store; see :func:`active_users.erasure.erase_user` and the README, "Erasure"."""
+    from active_users.erasure import erase_user as erase
+
+    return erase(user)
 
 
 async def aget_active_users_count() -> int:

@@ -1,20 +1,21 @@
 """JSON views: django-active-users' ``active-users-info/`` and the versioned ``v1/`` API.
 
 Every view is guarded by ``ACTIVE_USERS_API_PERMISSION`` (403 otherwise), answers 503 when
-the store does not answer and 400 for a bad parameter, each with ``{"error": "…"}``.
+the store does not answer, 400 for a bad parameter and 405 for a method other than GET and
+HEAD, each with the package's error shape ``{"error": "…", "field": "…" or null}``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timezone
 from functools import wraps
 from typing import Any
 
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_safe
+from django.views.decorators.csrf import csrf_exempt
 
+from active_users import clock
 from active_users.api import (
     ActiveUsersPage,
     get_active_counts,
@@ -22,33 +23,28 @@ from active_users.api import (
     get_active_users_page,
 )
 from active_users.conf import conf
-from active_users.exceptions import StoreUnavailable
+from active_users.exceptions import BadRequest
+from active_users.faults import json_guard
 from active_users.history import RANGES, get_history, get_uniques
+from active_users.inputs import error_response, json_errors
 from active_users.permissions import has_api_permission
 
 UNICODE = {"ensure_ascii": False}
-View = Callable[[HttpRequest], JsonResponse]
+View = Callable[[HttpRequest], HttpResponse]
 
 
-class BadParameter(ValueError):
-    """A query parameter the API cannot use; answered with 400 naming it."""
-
-    def __init__(self, field: str, problem: str) -> None:
-        super().__init__(f"{field}: {problem}.")
-        self.field = field
+def _digits(value: str) -> bool:
+    """ASCII digits, few enough for ``int()`` (``"²".isdigit()`` is true too)."""
+    return value.isascii() and value.isdigit() and len(value) <= 9
 
 
 def int_parameter(request: HttpRequest, name: str, default: int, low: int, high: int) -> int:
     value = request.GET.get(name)
     if value is None or value == "":
         return default
-    if not value.isdigit() or not low <= int(value) <= high:
-        raise BadParameter(name, f"must be an integer from {low} to {high}")
+    if not _digits(value) or not low <= int(value) <= high:
+        raise BadRequest(name, f"must be an integer from {low} to {high}")
     return int(value)
-
-
-def _error(status: int, message: str) -> JsonResponse:
-    return JsonResponse({"error": message}, status=status)
 
 
 def json_response(data: dict[str, Any]) -> JsonResponse:
@@ -57,23 +53,23 @@ def json_response(data: dict[str, Any]) -> JsonResponse:
 
 def api_view(view: View, allowed: Callable[[HttpRequest], bool] = has_api_permission) -> View:
     """GET and HEAD only, never cached, permission checked, store and parameter errors as
-    JSON. HEAD runs the view as GET does; the server drops the body."""
+    JSON. HEAD runs the view as GET does; the server drops the body. No CSRF check: the
+    views change nothing, and refuse every other method before reading a body."""
 
+    @csrf_exempt
     @never_cache
-    @require_safe
     @wraps(view)
-    def wrapped(request: HttpRequest) -> JsonResponse:
+    @json_guard  # the store, the database (the permission's user too) or a cache failing
+    @json_errors
+    def wrapped(request: HttpRequest) -> HttpResponse:
+        if request.method not in ("GET", "HEAD"):
+            message = f"method: {request.method} is not allowed; use GET"
+            response = error_response(405, message, "method")
+            response["Allow"] = "GET, HEAD"
+            return response
         if not allowed(request):
-            return _error(403, "You do not have permission to see active users.")
-        try:
-            return view(request)
-        except StoreUnavailable:
-            return _error(503, "The active users store is not answering; try again shortly.")
-        except BadParameter as exc:
-            return _error(400, str(exc))
-        except ValueError as exc:
-            field = "cursor" if "cursor" in str(exc) else "limit"
-            return _error(400, f"{field}: {exc}.")
+            return error_response(403, "You do not have permission to see active users.")
+        return view(request)
 
     return wrapped
 
@@ -83,11 +79,11 @@ def _page(request: HttpRequest, default: int | None = None) -> ActiveUsersPage |
     limit = request.GET.get("limit", default)
     if limit is None:
         return None
-    if not str(limit).isdigit():
-        raise ValueError("must be an integer from 1 to 1000 (limit)")
+    if not _digits(str(limit)):
+        raise BadRequest("limit", "must be an integer from 1 to 1000")
     page = get_active_users_page(int(limit), request.GET.get("cursor") or None)
     for user in page.users:
-        user["last_active"] = user["last_active"].isoformat()
+        user["last_active"] = clock.iso(user["last_active"])
     return page
 
 
@@ -115,7 +111,7 @@ def counts(request: HttpRequest) -> JsonResponse:
         "users": counts.users,
         "visitors": counts.visitors,
         "key_expire": conf.KEY_EXPIRE,
-        "time": datetime.now(timezone.utc).isoformat(),
+        "time": clock.iso(clock.now()),
     })  # fmt: skip
 
 
@@ -133,7 +129,7 @@ def history(request: HttpRequest) -> JsonResponse:
     oldest first, one point per ``step`` seconds."""
     name = request.GET.get("range") or "24h"
     if name not in RANGES:
-        raise BadParameter("range", f"must be one of {', '.join(RANGES)}")
+        raise BadRequest("range", f"must be one of {', '.join(RANGES)}")
     points = get_history(name)
     return json_response({
         "range": name,

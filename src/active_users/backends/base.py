@@ -5,16 +5,18 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import time
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date
 from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.core.signals import setting_changed
-from django.utils import timezone
 
+from active_users import clock
 from active_users.conf import conf
+from active_users.exceptions import BadRequest
 
 
 def is_redis_cache(cache: dict[str, Any]) -> bool:
@@ -102,11 +104,7 @@ def day_of(now: float) -> Day:
     found = _today
     if found is not None and found.start <= now < found.end:
         return found
-    zone = timezone.get_default_timezone()
-    local = datetime.fromtimestamp(now, tz=zone).date()
-    start = datetime(local.year, local.month, local.day, tzinfo=zone)
-    end = start + timedelta(days=1)
-    found = Day(local, start.timestamp(), end.timestamp())
+    found = Day(*clock.local_day(now))
     if found.start <= now < found.end:  # not cached across a DST fold
         _today = found
     return found
@@ -141,27 +139,52 @@ def encode_cursor(*values: Any) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+#: Longest cursor the package gives out (with room to spare).
+MAX_CURSOR_LENGTH = 200
+#: Largest number in a cursor: exact in a double, within every database's big integers and
+#: Redis' offsets.
+MAX_CURSOR_NUMBER = 2**53
+MAX_CURSOR_TEXT = 64
+
+
+def _cursor_value_ok(value: Any, kind: type) -> bool:
+    if not isinstance(value, kind) or isinstance(value, bool):
+        return False
+    if isinstance(value, str):
+        return len(value) <= MAX_CURSOR_TEXT
+    if not isinstance(value, (int, float)):
+        return False
+    return math.isfinite(value) and 0 <= value <= MAX_CURSOR_NUMBER
+
+
 def decode_cursor(cursor: str, *types: type) -> tuple[Any, ...]:
-    """Decode a cursor made by :func:`encode_cursor`; ``ValueError`` if it is not one."""
+    """Decode a cursor made by :func:`encode_cursor` and check it before any store call:
+    ``types`` are its values' types; numbers finite, from 0 to ``MAX_CURSOR_NUMBER``; texts
+    short. :class:`~active_users.exceptions.BadRequest` (a ``ValueError``, so the circuit
+    breaker does not take it for a store failure) for anything else."""
+    refused = BadRequest("cursor", "not one this server gave out")
+    if not isinstance(cursor, str) or len(cursor) > MAX_CURSOR_LENGTH:
+        raise refused
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         values = json.loads(raw)
-    except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
-        raise ValueError("cursor is not one this server gave out") from exc
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        raise refused from None
     if (
         not isinstance(values, list)
         or len(values) != len(types)
-        or not all(isinstance(v, t) and not isinstance(v, bool) for v, t in zip(values, types))
+        or not all(_cursor_value_ok(v, t) for v, t in zip(values, types))
     ):
-        raise ValueError("cursor is not one this server gave out")
+        raise refused
     return tuple(values)
 
 
 class BaseBackend:
     """Where active entries live.
 
-    Subclasses implement the sync methods; the ``a*`` twins run them in a thread unless a
-    backend has native async calls. Times are UNIX timestamps (``time.time()``); an entry
+    Subclasses implement the sync methods; every method has an ``a*`` twin that runs it in
+    a thread unless the backend has native async calls (the Redis backend does for the
+    request path and the reads). Times are UNIX timestamps (``time.time()``); an entry
     is active while ``now - last_touch < ACTIVE_USERS_KEY_EXPIRE``.
     """
 
@@ -240,6 +263,17 @@ class BaseBackend:
         """Record that last-seen times up to ``until`` are in the database."""
         raise NotImplementedError
 
+    def claim_catch_up(self, hold: float, now: float | None = None) -> float | None:
+        """Claim, for ``hold`` seconds fleet-wide, bringing the last-seen rows up to date
+        before a read that filters or orders by last activity.
+
+        Returns what :meth:`claim_flush` returns: the time up to which the rows are
+        written, or None when another reader claimed it less than ``hold`` seconds ago. This
+        default shares the periodic flush's claim, so readers wait out a running interval's
+        claim; a backend with a claim of its own lets them catch up at any time.
+        """
+        return self.claim_flush(hold, now)
+
     # History (``active_users.history``)
     def claim_minute(self, minute: int) -> bool:
         """Whether this process should sample minute ``minute`` (UNIX time // 60): True
@@ -288,6 +322,55 @@ class BaseBackend:
 
     async def aclear(self) -> None:
         await sync_to_async(self.clear)()
+
+    async def atouch_many(self, items: list[tuple[Presence, float]]) -> None:
+        await sync_to_async(self.touch_many)(items)
+
+    async def aremove_session(self, session: str) -> None:
+        await sync_to_async(self.remove_session)(session)
+
+    async def aclear_expired(self, now: float | None = None) -> int:
+        return await sync_to_async(self.clear_expired)(now)
+
+    async def aremove_user(self, user_id: str) -> None:
+        await sync_to_async(self.remove_user)(user_id)
+
+    async def aseen(self, user_ids: list[str]) -> dict[str, float]:
+        return await sync_to_async(self.seen)(user_ids)
+
+    async def aseen_between(
+        self, since: float, until: float, limit: int, cursor: str | None = None
+    ) -> tuple[list[tuple[str, float]], str | None]:
+        return await sync_to_async(self.seen_between)(since, until, limit, cursor)
+
+    async def aclaim_flush(self, hold: float, now: float | None = None) -> float | None:
+        return await sync_to_async(self.claim_flush)(hold, now)
+
+    async def aflush_done(self, until: float) -> None:
+        await sync_to_async(self.flush_done)(until)
+
+    async def aclaim_catch_up(self, hold: float, now: float | None = None) -> float | None:
+        return await sync_to_async(self.claim_catch_up)(hold, now)
+
+    async def aclaim_minute(self, minute: int) -> bool:
+        return await sync_to_async(self.claim_minute)(minute)
+
+    async def arecord_sample(self, sample: Sample) -> None:
+        await sync_to_async(self.record_sample)(sample)
+
+    async def asamples(self, hourly: bool, since: int, until: int) -> list[Sample]:
+        return await sync_to_async(self.samples)(hourly, since, until)
+
+    async def auniques(self, today: date, days: int, months: int, windows: list[int]) -> Uniques:
+        return await sync_to_async(self.uniques)(today, days, months, windows)
+
+    async def aclear_history(self) -> None:
+        await sync_to_async(self.clear_history)()
+
+    async def aclose(self) -> None:
+        """Release connections (those of the running event loop, where a backend keeps
+        them per loop)."""
+        await sync_to_async(self.close)()
 
     @staticmethod
     def cutoff(now: float | None) -> float:

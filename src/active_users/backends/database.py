@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from django.apps import apps
@@ -19,6 +19,7 @@ from django.db import IntegrityError, OperationalError, connections, transaction
 from django.db.models import Count, Max, Q
 from django.db.models.functions import TruncMonth
 
+from active_users import clock
 from active_users.backends.base import (
     BaseBackend,
     Counts,
@@ -32,24 +33,17 @@ from active_users.backends.base import (
     month_starts,
 )
 from active_users.conf import conf
+from active_users.exceptions import BadRequest
 from active_users.signals import user_became_active
 
 FLUSH_KEY = "last-seen-flush"
+CATCH_UP_KEY = "last-seen-catch-up"
 # How many (day, person) marks a process remembers before it starts over.
 MAX_NOTED = 100_000
 
 
-def _datetime(timestamp: float) -> datetime:
-    moment = datetime.fromtimestamp(timestamp, tz=timezone.utc)
-    if not settings.USE_TZ:
-        moment = moment.astimezone().replace(tzinfo=None)
-    return moment
-
-
-def _timestamp(moment: datetime) -> float:
-    if moment.tzinfo is None:
-        moment = moment.astimezone()
-    return moment.timestamp()
+_datetime = clock.from_timestamp
+_timestamp = clock.to_timestamp
 
 
 # MySQL/MariaDB "deadlock found" and "lock wait timeout"; PostgreSQL "deadlock detected"
@@ -77,6 +71,11 @@ def _retrying(call: Any) -> Any:
                 raise
             time.sleep(0.005 * (attempt + 1))
     raise AssertionError("unreachable")
+
+
+def unique_key(who: str) -> str:
+    """The ``DailyUnique.key`` of a user id (or a visitor's hash)."""
+    return hashlib.blake2b(who.encode(), digest_size=16).hexdigest()
 
 
 class DatabaseBackend(BaseBackend):
@@ -163,7 +162,7 @@ class DatabaseBackend(BaseBackend):
             with self._noted_lock:
                 if self._noted_day == day and mark in self._noted:
                     continue
-            key = hashlib.blake2b(mark[1].encode(), digest_size=16).hexdigest()
+            key = unique_key(mark[1])
             found[(day, *mark)] = self.unique_model(day=day, kind=kind, key=key)
         return found
 
@@ -181,7 +180,7 @@ class DatabaseBackend(BaseBackend):
         # transaction around the statements deadlocks concurrent touches.
         if connections[self.alias].vendor == "mysql":
             return self._write(presence, rows, now, _retrying)
-        return _retrying(lambda: self._write_in_transaction(presence, rows, now))
+        return bool(_retrying(lambda: self._write_in_transaction(presence, rows, now)))
 
     def _write_in_transaction(self, presence: Presence, rows: list[Any], now: float | None) -> bool:
         with transaction.atomic(using=self.alias):
@@ -245,14 +244,27 @@ class DatabaseBackend(BaseBackend):
     def count(self, now: float | None = None) -> int:
         return int(self._live(now).count())
 
+    def page_cursor(self, cursor: str) -> tuple[datetime, int]:
+        """The (touched, id) of a page cursor, checked before any query: a forged one is a
+        ``BadRequest``, never a database error (that would open the circuit breaker)."""
+        stamp, last_id = decode_cursor(cursor, str, int)
+        try:
+            moment = datetime.fromisoformat(stamp)
+        except (ValueError, OverflowError):
+            moment = None
+        if (
+            moment is None
+            or (moment.tzinfo is not None) != settings.USE_TZ
+            or not 1970 <= moment.year <= 9000
+        ):
+            raise BadRequest("cursor", "not one this server gave out")
+        return clock.normalize(moment), last_id
+
     def page(self, limit: int, cursor: str | None = None, now: float | None = None) -> Page:
+        after = self.page_cursor(cursor) if cursor else None
         rows = self._live(now).order_by("-touched", "-id")
-        if cursor:
-            stamp, last_id = decode_cursor(cursor, str, int)
-            try:
-                moment = datetime.fromisoformat(stamp)
-            except ValueError:
-                raise ValueError("cursor is not one this server gave out") from None
+        if after is not None:
+            moment, last_id = after
             # "before the cursor" as a range on touched (index-friendly) minus the tie.
             rows = rows.filter(touched__lte=moment).exclude(touched=moment, id__gte=last_id)
         found = list(rows.values_list("data", "touched", "id")[: limit + 1])
@@ -314,23 +326,43 @@ class DatabaseBackend(BaseBackend):
             return batch, None
         return batch, encode_cursor(found[-1][1].isoformat(), found[-1][2])
 
-    # The flush claim is a bookkeeping row: ``touched`` holds the claim's end, ``data`` the
-    # time up to which the last flush wrote.
-    def claim_flush(self, hold: float, now: float | None = None) -> float | None:
+    # A claim is a bookkeeping row whose ``touched`` holds the claim's end; the flush's row
+    # keeps in ``data`` the time up to which the last flush (or catch-up) wrote.
+    def _claim(self, key: str, hold: float, now: float | None) -> bool:
         now = time.time() if now is None else now
-        claim = self.objects.filter(key=FLUSH_KEY, kind=self.kind.MARK)
-        if not claim.filter(touched__lte=_datetime(now)).update(touched=_datetime(now + hold)):
-            try:
-                with transaction.atomic(using=self.alias):
-                    self.model(
-                        key=FLUSH_KEY, kind=self.kind.MARK, data="0", touched=_datetime(now + hold)
-                    ).save(using=self.alias, force_insert=True)
-            except IntegrityError:
-                return None
-        return float(claim.values_list("data", flat=True).first() or 0)
+        claim = self.objects.filter(key=key, kind=self.kind.MARK)
+        if claim.filter(touched__lte=_datetime(now)).update(touched=_datetime(now + hold)):
+            return True
+        try:
+            with transaction.atomic(using=self.alias):
+                self.model(
+                    key=key, kind=self.kind.MARK, data="0", touched=_datetime(now + hold)
+                ).save(using=self.alias, force_insert=True)
+        except IntegrityError:
+            return False
+        return True
+
+    def _flushed(self) -> float:
+        mark = self.objects.filter(key=FLUSH_KEY, kind=self.kind.MARK)
+        return float(mark.values_list("data", flat=True).first() or 0)
+
+    def claim_flush(self, hold: float, now: float | None = None) -> float | None:
+        return self._flushed() if self._claim(FLUSH_KEY, hold, now) else None
+
+    def claim_catch_up(self, hold: float, now: float | None = None) -> float | None:
+        return self._flushed() if self._claim(CATCH_UP_KEY, hold, now) else None
 
     def flush_done(self, until: float) -> None:
-        self.objects.filter(key=FLUSH_KEY, kind=self.kind.MARK).update(data=repr(until))
+        mark = self.objects.filter(key=FLUSH_KEY, kind=self.kind.MARK)
+        if mark.update(data=repr(until)):
+            return
+        try:  # a catch-up before any flush: the row starts unclaimed
+            with transaction.atomic(using=self.alias):
+                self.model(
+                    key=FLUSH_KEY, kind=self.kind.MARK, data=repr(until), touched=_datetime(0)
+                ).save(using=self.alias, force_insert=True)
+        except IntegrityError:
+            mark.update(data=repr(until))
 
     # History
     @property

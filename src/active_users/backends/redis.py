@@ -73,11 +73,11 @@ def connection_settings() -> tuple[str, dict[str, Any]]:
                 "active_users: the Redis backend needs ACTIVE_USERS_REDIS_URL or a Redis "
                 "default cache (django-redis or django.core.cache.backends.redis.RedisCache)."
             )
-        location = cache.get("LOCATION", "redis://127.0.0.1:6379/0")
+        location: Any = cache.get("LOCATION", "redis://127.0.0.1:6379/0")
         if isinstance(location, str):
             location = location.split(",")
         url = str(next(iter(location))).strip()
-        cache_options = dict(cache.get("OPTIONS", {}))
+        cache_options: dict[str, Any] = dict(cache.get("OPTIONS") or {})  # type: ignore[arg-type]
         options.update(cache_options.get("CONNECTION_POOL_KWARGS", {}))
         for name in ("password", "username", "db"):
             value = cache_options.get(name, cache_options.get(name.upper()))
@@ -117,6 +117,7 @@ class RedisBackend(BaseBackend):
         self.sessions_key, self.session_times_key = self.live[0][3:]
         self.flush_lock_key = f"{tag}:last_seen_lock"
         self.flushed_key = f"{tag}:last_seen_flushed"
+        self.catch_up_lock_key = f"{tag}:last_seen_catch_up"
         self.minutes_key = f"{tag}:history:minutes"
         self.hours_key = f"{tag}:history:hours"
         self.uniques_prefix = f"{tag}:uniques"
@@ -155,7 +156,7 @@ class RedisBackend(BaseBackend):
         if isinstance(self.client, redis.RedisCluster):
             # Closing a Cluster client leaves its nodes' pools open (a multi-node pipeline
             # used them: sharded keys span masters).
-            self.client.disconnect_connection_pools()
+            self.client.disconnect_connection_pools()  # type: ignore[no-untyped-call]
         self.client.close()
 
     async def aclose(self) -> None:
@@ -323,8 +324,14 @@ class RedisBackend(BaseBackend):
 
     # Paging: a merge of the shards' entries, newest first (``shards.merge``); unsharded,
     # one ZREVRANGEBYSCORE … LIMIT and the cursor of every release so far.
+    def page_cursor(self, cursor: str) -> tuple[float, int, int]:
+        """The (score, shard, skip) of a page cursor, checked before any Redis call: a
+        forged one is a ``BadRequest``, never a Redis error (that would open the circuit
+        breaker)."""
+        return shards.decode_position(cursor, self.shards)
+
     def _page_steps(self, limit: int, cursor: str | None) -> Any:
-        start = shards.decode_position(cursor, self.shards) if cursor else None
+        start = self.page_cursor(cursor) if cursor else None
         return shards.merge(self.shards, limit, start, True, "+inf")
 
     def _page_reads(self, pipe: Any, reads: list[shards.Read], now: float | None) -> None:
@@ -337,7 +344,7 @@ class RedisBackend(BaseBackend):
         rows, after = found
         page = Page(items=[(m.decode(), s) for m, s in rows])
         if after is not None:
-            page.next_cursor = shards.encode_position(*after, self.shards)
+            page.next_cursor = shards.encode_position(after[0], after[1], after[2], self.shards)
         return page
 
     def page(self, limit: int, cursor: str | None = None, now: float | None = None) -> Page:
@@ -388,7 +395,10 @@ class RedisBackend(BaseBackend):
 
     @property
     def all_keys(self) -> tuple[str, ...]:
-        return (*(key for live in self.live for key in live), self.flush_lock_key, self.flushed_key)
+        return (
+            *(key for live in self.live for key in live),
+            self.flush_lock_key, self.flushed_key, self.catch_up_lock_key,
+        )  # fmt: skip
 
     def clear(self) -> None:
         self.client.delete(*self.all_keys)
@@ -408,10 +418,20 @@ class RedisBackend(BaseBackend):
                     doomed.append(member)
             except (ValueError, TypeError):
                 continue
+        # The session index: each of the user's sessions maps to the user's members only.
+        gone = {m.decode() if isinstance(m, bytes) else m for m in doomed}
+        sessions = [
+            session
+            for session, members in self.client.hscan_iter(live.sessions, count=1000)
+            if gone.intersection(members.decode().split("\n"))
+        ]
         pipe = self.client.pipeline(transaction=False)
         pipe.zrem(live.users, user_id)
         if doomed:
             pipe.zrem(live.entries, *doomed)
+        if sessions:
+            pipe.hdel(live.sessions, *sessions)
+            pipe.zrem(live.session_times, *sessions)
         pipe.execute()
 
     def seen(self, user_ids: list[str]) -> dict[str, float]:
@@ -443,7 +463,9 @@ class RedisBackend(BaseBackend):
 
         rows, after = shards.drive(steps, read)
         found = [(m.decode(), s) for m, s in rows]
-        return found, shards.encode_position(*after, self.shards) if after else None
+        return found, shards.encode_position(
+            after[0], after[1], after[2], self.shards
+        ) if after else None
 
     def claim_flush(self, hold: float, now: float | None = None) -> float | None:
         if not self.client.set(self.flush_lock_key, "1", nx=True, px=max(1, int(hold * 1000))):
@@ -453,6 +475,15 @@ class RedisBackend(BaseBackend):
 
     def flush_done(self, until: float) -> None:
         self.client.set(self.flushed_key, repr(until), ex=int(conf.users_retention * 2 + 1))
+
+    def claim_catch_up(self, hold: float, now: float | None = None) -> float | None:
+        pipe = self.client.pipeline(transaction=False)
+        pipe.set(self.catch_up_lock_key, "1", nx=True, px=max(1, int(hold * 1000)))
+        pipe.get(self.flushed_key)
+        claimed, flushed = pipe.execute()
+        if not claimed:
+            return None
+        return float(flushed) if flushed else 0.0
 
     def clear_expired(self, now: float | None = None) -> int:
         pipe = self.client.pipeline(transaction=False)

@@ -32,11 +32,10 @@ from typing import Any, NamedTuple
 from redis.crc import key_slot
 
 from active_users.backends.base import decode_cursor, encode_cursor
+from active_users.exceptions import BadRequest
 
 SLOTS = 16384
 MAX_SHARDS = 1024
-# A page's cursor is a few dozen characters; anything longer was not given out here.
-MAX_CURSOR = 200
 MAX_SKIP = 2**31
 
 
@@ -83,16 +82,15 @@ def encode_position(score: float, shard: int, skip: int, count: int) -> str:
 
 def decode_position(cursor: str, count: int) -> tuple[float, int, int]:
     """``(score, shard, skip)`` of a cursor given out by :func:`encode_position` for
-    ``count`` shards; ``ValueError`` if it is not one."""
-    if len(cursor) > MAX_CURSOR:
-        raise ValueError("cursor is not one this server gave out")
+    ``count`` shards; ``BadRequest`` (a ``ValueError``) if it is not one. ``decode_cursor``
+    checks the shape, the length and that numbers are finite; this, the shard."""
     if count == 1:
         score, skip = decode_cursor(cursor, float, int)
         shard = 0
     else:
         score, shard, skip = decode_cursor(cursor, float, int, int)
     if not (math.isfinite(score) and 0 <= shard < count and 0 <= skip < MAX_SKIP):
-        raise ValueError("cursor is not one this server gave out")
+        raise BadRequest("cursor", "not one this server gave out")
     return score, shard, skip
 
 

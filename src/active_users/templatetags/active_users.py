@@ -17,8 +17,10 @@ from typing import Any
 from urllib.parse import quote
 
 from django import template
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AnonymousUser
 from django.contrib.humanize.templatetags.humanize import naturaltime
+from django.core.exceptions import ValidationError
 from django.middleware.csrf import get_token
 from django.templatetags.static import static
 from django.urls import reverse
@@ -44,14 +46,15 @@ def active_users_count() -> int | str:
 
 
 @register.simple_tag(takes_context=True)
-def active_users_list(context: template.Context, limit: int = 100) -> list[dict[str, Any]]:
-    """The newest ``limit`` active entries, for those allowed to see user data."""
+def active_users_list(context: template.Context, limit: Any = 100) -> list[dict[str, Any]]:
+    """The newest ``limit`` active entries (1 to 1000), for those allowed to see user data;
+    empty for a limit that is not such a number."""
     request = context.get("request")
     if request is None or not has_api_permission(request):
         return []
     try:
-        return api.get_active_users_page(limit=limit).users
-    except StoreUnavailable:
+        return api.get_active_users_page(limit=int(limit)).users
+    except (StoreUnavailable, ValueError, TypeError, OverflowError):
         return []
 
 
@@ -117,19 +120,36 @@ def active_users_presence(context: template.Context, room: Any) -> str:
     )
 
 
+def _user_pk(user: Any) -> Any:
+    """The primary key of ``user`` (or ``user`` itself, a primary key), or None for None, an
+    anonymous user, or a value no user of the user model could have as primary key."""
+    if user is None or getattr(user, "is_anonymous", False):
+        return None
+    try:
+        pk = get_user_model()._meta.pk.to_python(getattr(user, "pk", user))
+    except (ValidationError, ValueError, TypeError):
+        return None
+    text = str(pk)
+    if pk is None or len(text) > 255 or any(ord(c) < 32 or ord(c) == 127 for c in text):
+        return None
+    return None if isinstance(pk, int) and not -(2**63) <= pk < 2**63 else pk
+
+
 @register.filter(name="last_seen")
 def last_seen_filter(user: Any) -> datetime | None:
-    return last_seen.last_seen(user) if user is not None else None
+    """When ``user`` (or a primary key) was last seen; None for nobody (see ``_user_pk``)."""
+    pk = _user_pk(user)
+    return None if pk is None else last_seen.last_seen(pk)
 
 
 @register.filter
 def is_online(user: Any) -> bool:
-    return last_seen.is_online(user) if user is not None else False
+    return last_seen.status_of(last_seen_filter(user)) == last_seen.ONLINE
 
 
 @register.filter
 def online_status(user: Any) -> str:
-    return last_seen.status(user) if user is not None else last_seen.OFFLINE
+    return last_seen.status_of(last_seen_filter(user))
 
 
 @register.filter

@@ -1,26 +1,28 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
-from active_users import api
+from active_users import api, clock
 from active_users.conf import conf
 from active_users.exceptions import StoreUnavailable
+from active_users.faults import GuardedCommand
 from active_users.history import get_uniques
+from active_users.management.arguments import number
 from active_users.text import printable, printable_json
 
 CLEAR = "\033[H\033[2J"
 
 
 def _age(moment: datetime) -> str:
-    seconds = max(0, int((datetime.now(timezone.utc) - moment).total_seconds()))
+    seconds = max(0, int(clock.seconds_since(moment)))
     return f"{seconds} s ago"
 
 
-class Command(BaseCommand):
+class Command(GuardedCommand):
     help = (
         "Show who is active now: the counts, unique users today, in 7 and in 30 days, and a "
         "table of active users."
@@ -28,15 +30,25 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--json", action="store_true", help="print JSON, for scripts")
-        parser.add_argument("--limit", type=int, default=20, help="rows of the table (max 1000)")
+        parser.add_argument(
+            "--limit",
+            type=number(int, 1, api.MAX_PAGE_SIZE),
+            default=20,
+            help="rows of the table (max 1000)",
+        )
         parser.add_argument("--watch", action="store_true", help="refresh in place until Ctrl-C")
-        parser.add_argument("--interval", type=float, default=2.0, help="seconds between refreshes")
-        parser.add_argument("--times", type=int, default=0, help="with --watch: stop after N")
+        parser.add_argument(
+            "--interval",
+            type=number(float, 0.01, 86400),
+            default=2.0,
+            help="seconds between refreshes",
+        )
+        parser.add_argument(
+            "--times", type=number(int, 0, 10**9), default=0, help="with --watch: stop after N"
+        )
 
     def handle(self, *args: Any, json: bool, limit: int, watch: bool, interval: float,
                times: int, **options: Any) -> None:  # fmt: skip
-        if not 1 <= limit <= api.MAX_PAGE_SIZE:
-            raise CommandError(f"--limit must be from 1 to {api.MAX_PAGE_SIZE}.")
         shown = 0
         try:
             while True:
@@ -57,7 +69,7 @@ class Command(BaseCommand):
         except StoreUnavailable as exc:
             raise CommandError(str(exc)) from exc
         if as_json:
-            users = [{**u, "last_active": u["last_active"].isoformat()} for u in page.users]
+            users = [{**u, "last_active": clock.iso(u["last_active"])} for u in page.users]
             found = {"entries": counts.entries, "users": counts.users,
                      "visitors": counts.visitors, "active_users": users}  # fmt: skip
             if uniques is not None:

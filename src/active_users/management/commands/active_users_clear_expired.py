@@ -2,12 +2,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from active_users.backends import get_backend
+from active_users.faults import GuardedCommand
 
 
-class Command(BaseCommand):
+class Command(GuardedCommand):
     help = "Delete active-user entries that have expired (older than ACTIVE_USERS_KEY_EXPIRE)."
 
     def handle(self, *args: Any, **options: Any) -> None:

@@ -1,54 +1,71 @@
 from __future__ import annotations
 
+import argparse
 import csv
 import json
 from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
-from django.utils import timezone
-from django.utils.dateparse import parse_date, parse_datetime
+from django.core.management.base import CommandError
 
+from active_users import clock
 from active_users.conf import conf
+from active_users.faults import GuardedCommand
+from active_users.management.arguments import output_file
 from active_users.models import Activity
-from active_users.text import csv_cell
+from active_users.text import csv_cell, printable
 
 FIELDS = ["id", "date", "event", "user_id", "session", "ip", "path", "referer"]
 BATCH = 5000
 
 
 def _moment(value: str) -> datetime:
-    moment = parse_datetime(value)
-    if moment is None and (day := parse_date(value)) is not None:
-        moment = datetime(day.year, day.month, day.day)
+    moment = clock.parse(value, allow_date=True)
     if moment is None:
         raise CommandError(f"Not a date: {value!r} (use 2026-11-01 or 2026-11-01T12:00:00Z).")
-    return timezone.make_aware(moment) if timezone.is_naive(moment) else moment
+    return clock.from_client(moment)
 
 
-class Command(BaseCommand):
+def _date_argument(value: str) -> datetime:
+    try:
+        return _moment(value)
+    except (CommandError, ValueError, OverflowError) as exc:
+        message = str(exc) if isinstance(exc, CommandError) else f"not a date: {value!r} ({exc})"
+        raise argparse.ArgumentTypeError(printable(message)) from None
+
+
+class Command(GuardedCommand):
     help = (
         "Export activity of a date range as CSV or JSON lines, streaming in constant memory; "
         "CSV cells a spreadsheet would read as formulas get a leading '."
     )
 
     def add_arguments(self, parser: Any) -> None:
-        parser.add_argument("--since", required=True, help="first date (inclusive)")
-        parser.add_argument("--until", required=True, help="last date (exclusive)")
+        parser.add_argument(
+            "--since", required=True, type=_date_argument, help="first date (inclusive)"
+        )
+        parser.add_argument(
+            "--until", required=True, type=_date_argument, help="last date (exclusive)"
+        )
         parser.add_argument("--format", choices=["csv", "jsonl"], default="csv")
-        parser.add_argument("--output", default="-", help="file name; - for standard output")
+        parser.add_argument(
+            "--output", default="-", type=output_file, help="file name; - for standard output"
+        )
 
-    def handle(self, *args: Any, since: str, until: str, format: str, output: str,
+    def handle(self, *args: Any, since: datetime, until: datetime, format: str, output: str,
                **options: Any) -> None:  # fmt: skip
-        start, end = _moment(since), _moment(until)
+        start, end = since, until
         to_file = output != "-"
         # OutputWrapper adds a newline unless told not to; the rows carry their own.
-        out: Any = (
-            open(output, "w", newline="", encoding="utf-8")
-            if to_file
-            else SimpleNamespace(write=lambda text: self.stdout.write(text, ending=""))
-        )
+        try:
+            out: Any = (
+                open(output, "w", newline="", encoding="utf-8")
+                if to_file
+                else SimpleNamespace(write=lambda text: self.stdout.write(text, ending=""))
+            )
+        except OSError as exc:
+            raise CommandError(f"Cannot write {printable(output)}: {exc.strerror}.") from None
         try:
             writer = csv.writer(out) if format == "csv" else None
             if writer is not None:
@@ -78,7 +95,7 @@ class Command(BaseCommand):
             )
             rows = list(batch.values_list(*FIELDS)[:BATCH])
             for row in rows:
-                yield [value.isoformat() if isinstance(value, datetime) else value
+                yield [clock.iso(value) if isinstance(value, datetime) else value
                        for value in row]  # fmt: skip
             if len(rows) < BATCH:
                 return

@@ -2,13 +2,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from active_users.conf import conf
+from active_users.faults import GuardedCommand
 from active_users.last_seen import flush_last_seen
 
 
-class Command(BaseCommand):
+class Command(GuardedCommand):
     help = "Write the last-seen times still held by the live store to the database, now."
 
     def handle(self, *args: Any, **options: Any) -> None:

@@ -3,23 +3,23 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
-from django.utils import timezone
-
+from active_users import clock
 from active_users.conf import conf
+from active_users.faults import GuardedCommand
+from active_users.management.arguments import MAX_DAYS, number
 from active_users.models import LastSeen
 
 
-class Command(BaseCommand):
+class Command(GuardedCommand):
     help = "Delete last-seen rows of users not seen for more than --days days."
 
     def add_arguments(self, parser: Any) -> None:
-        parser.add_argument("--days", type=int, required=True, help="keep users seen since")
+        parser.add_argument(
+            "--days", type=number(int, 0, MAX_DAYS), required=True, help="keep users seen since"
+        )
 
     def handle(self, *args: Any, days: int, **options: Any) -> None:
-        if days < 0:
-            raise CommandError("--days must be 0 or more.")
-        before = timezone.now() - timedelta(days=days)
+        before = clock.ago(timedelta(days=days))
         stale = LastSeen.objects.using(conf.DATABASE).filter(last_activity__lt=before)
         deleted, _ = stale.delete()
         self.stdout.write(f"Deleted {deleted} last-seen rows older than {days} days.")
