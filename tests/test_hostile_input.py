@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 from asgiref.testing import ApplicationCommunicator
 from channels.routing import URLRouter
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AnonymousUser
 from django.core.cache import caches
@@ -74,7 +75,8 @@ FORGED_CURSORS = [
     encode_cursor("2026-01-01T00:00:00+00:00", -5),
     encode_cursor("0001-01-01T00:00:00+14:00", 1),  # before year 1 in UTC
     encode_cursor("9999-12-31T23:59:59-14:00", 1),  # after year 9999 in UTC
-    encode_cursor("2026-01-01T00:00:00", 1),  # naive, with USE_TZ
+    # Naive with USE_TZ, aware without: never the form this server gives out.
+    encode_cursor("2026-01-01T00:00:00" + ("" if settings.USE_TZ else "+00:00"), 1),
     encode_cursor("x" * 60, 1), encode_cursor("2026-01-01" + " " * 100, 1),
     "A" * 10_000, "!!!", "\x00", "\u202e", raw_cursor("[" * 100 + "]" * 100), raw_cursor("{}"),
 ]  # fmt: skip
