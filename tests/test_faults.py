@@ -39,9 +39,14 @@ def warnings_of(caplog) -> list[str]:  # type: ignore[no-untyped-def]
     ]
 
 
-def test_requests_are_served_when_redis_refuses_connections(make_user, caplog) -> None:
+@pytest.mark.parametrize("cluster", [False, True], ids=["redis", "redis-cluster"])
+def test_requests_are_served_when_redis_refuses_connections(make_user, caplog, cluster) -> None:
+    # A Cluster client connects when it is made: the backend makes it on first use, so
+    # that a site whose Cluster is down at start-up still starts and serves.
     with override_settings(
-        ACTIVE_USERS_BACKEND="redis", ACTIVE_USERS_REDIS_URL=f"redis://127.0.0.1:{free_port()}/0"
+        ACTIVE_USERS_BACKEND="redis",
+        ACTIVE_USERS_REDIS_URL=f"redis://127.0.0.1:{free_port()}/0",
+        ACTIVE_USERS_REDIS_CLUSTER=cluster,
     ):
         times = []
         for _ in range(3):

@@ -105,7 +105,10 @@ class RedisBackend(BaseBackend):
     def __init__(self) -> None:
         url, options = connection_settings()
         self.url, self.options = url, options
-        self.client = self._client_class().from_url(url, **options)
+        # Connected on first use: a Cluster client connects when it is made, and a Redis
+        # that is down at start-up must not stop the site from starting.
+        self._client: Any = None
+        self._scripts: dict[str, Any] = {}
         self._async_clients: weakref.WeakKeyDictionary[
             asyncio.AbstractEventLoop, tuple[aioredis.Redis, AsyncScript]
         ] = weakref.WeakKeyDictionary()
@@ -121,10 +124,35 @@ class RedisBackend(BaseBackend):
         self.minutes_key = f"{tag}:history:minutes"
         self.hours_key = f"{tag}:history:hours"
         self.uniques_prefix = f"{tag}:uniques"
-        self._touch_script = self.client.register_script(TOUCH_SCRIPT)
-        self._sample_script = self.client.register_script(SAMPLE_SCRIPT)
-        self._uniques_script = self.client.register_script(UNIQUES_SCRIPT)
-        self._remove_session_script = self.client.register_script(REMOVE_SESSION_SCRIPT)
+
+    @property
+    def client(self) -> Any:
+        """The sync client, made on first use (again after a failed attempt)."""
+        if self._client is None:
+            self._client = self._client_class().from_url(self.url, **self.options)
+        return self._client
+
+    def _script(self, source: str) -> Any:
+        found = self._scripts.get(source)
+        if found is None:
+            found = self._scripts[source] = self.client.register_script(source)
+        return found
+
+    @property
+    def _touch_script(self) -> Any:
+        return self._script(TOUCH_SCRIPT)
+
+    @property
+    def _sample_script(self) -> Any:
+        return self._script(SAMPLE_SCRIPT)
+
+    @property
+    def _uniques_script(self) -> Any:
+        return self._script(UNIQUES_SCRIPT)
+
+    @property
+    def _remove_session_script(self) -> Any:
+        return self._script(REMOVE_SESSION_SCRIPT)
 
     @staticmethod
     def _client_class(asynchronous: bool = False) -> Any:
@@ -153,11 +181,15 @@ class RedisBackend(BaseBackend):
         return self._async()[0]
 
     def close(self) -> None:
-        if isinstance(self.client, redis.RedisCluster):
+        client, self._client = self._client, None
+        self._scripts.clear()
+        if client is None:
+            return
+        if isinstance(client, redis.RedisCluster):
             # Closing a Cluster client leaves its nodes' pools open (a multi-node pipeline
             # used them: sharded keys span masters).
-            self.client.disconnect_connection_pools()  # type: ignore[no-untyped-call]
-        self.client.close()
+            client.disconnect_connection_pools()  # type: ignore[no-untyped-call]
+        client.close()
 
     async def aclose(self) -> None:
         found = self._async_clients.pop(asyncio.get_running_loop(), None)
