@@ -342,8 +342,10 @@ def main() -> None:
             ]  # fmt: skip
             blocks = [block for block in blocks if block[0] in args.databases.split(",")]
             for server in args.servers.split(","):
-                results["serve"][server] = serve_rounds(bench, server, blocks, users, seconds,
-                                                        args.rounds)  # fmt: skip
+                # A run of some blocks replaces their rows and keeps the others'.
+                results["serve"].setdefault(server, {}).update(
+                    serve_rounds(bench, server, blocks, users, seconds, args.rounds)
+                )
                 (HERE / "results.json").write_text(json.dumps(results, indent=2))
     finally:
         bench.close()
