@@ -32,7 +32,7 @@ from django.db import connections
 from django.template import Context, Template
 from django.test import Client, RequestFactory, override_settings
 
-from active_users import api
+from active_users import api, clock
 from active_users.access import sign_room_token
 from active_users.backends.base import encode_cursor
 from active_users.backends.health import breaker
@@ -226,7 +226,7 @@ def test_admin_pages_answer_hostile_query_strings_without_a_500_or_raw_markup(
     make_user, url
 ) -> None:
     staff = login(make_user, username="boss", is_staff=True, is_superuser=True)
-    Activity.objects.create(date=datetime.now(timezone.utc), event="pageview", path=MARKUP)
+    Activity.objects.create(date=clock.now(), event="pageview", path=MARKUP)
     for query in ADMIN_QUERIES:
         response = staff.get(url, query)
         assert response.status_code in (200, 302, 400), (query, response.status_code)
@@ -651,9 +651,9 @@ def test_commands_refuse_bad_arguments_in_one_line_and_change_nothing(
     make_user, tmp_path, args, words
 ) -> None:
     user = make_user()
-    LastSeen.objects.create(user=user, last_activity=datetime.now(timezone.utc) - timedelta(days=9))
-    Activity.objects.create(user=user, date=datetime(2026, 1, 1, 1, tzinfo=timezone.utc),
-                            event="pageview")  # fmt: skip
+    LastSeen.objects.create(user=user, last_activity=clock.now() - timedelta(days=9))
+    new_year = clock.normalize(datetime(2026, 1, 1, 1, tzinfo=timezone.utc))
+    Activity.objects.create(user=user, date=new_year, event="pageview")
     args = [str(tmp_path) if a == "@folder" else a for a in args]
     with pytest.raises(CommandError) as refusal:
         call_command(*args, stdout=StringIO(), stderr=StringIO())
