@@ -29,8 +29,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, NamedTuple
 
-from redis.crc import key_slot
-
 from active_users.backends.base import decode_cursor, encode_cursor
 from active_users.exceptions import BadRequest
 
@@ -58,6 +56,9 @@ def tags(prefix: str, count: int) -> tuple[str, ...]:
     """The hash tag of each of ``count`` shards; ``({prefix},)`` for one."""
     if count == 1:
         return ("{" + prefix + "}",)
+    # Imported here: the system checks read MAX_SHARDS on sites without redis-py.
+    from redis.crc import key_slot
+
     found: dict[int, str] = {}
     suffix = 0
     while len(found) < count:  # ~N·ln N tries: a few ms at 1,024 shards
