@@ -89,7 +89,12 @@ if PRESENCE_REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [PRESENCE_REDIS_URL], "prefix": "active_users_demo:layer"},
+            # redis-py 8's 5 s default socket timeout would cut channels_redis' 5 s blocking
+            # BZPOPMIN short under load (as the README's snippet says): give it more.
+            "CONFIG": {
+                "hosts": [{"address": PRESENCE_REDIS_URL, "socket_timeout": 10}],
+                "prefix": "active_users_demo:layer",
+            },
         }
     }
 
