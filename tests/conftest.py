@@ -10,7 +10,7 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 from django.test import override_settings
 
-from active_users import history
+from active_users import history, last_seen
 from active_users.backends import get_backend
 from active_users.backends.buffer import buffer
 from active_users.backends.health import breaker
@@ -206,3 +206,36 @@ def chromium():  # type: ignore[no-untyped-def]
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     yield driver
     driver.quit()
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):  # type: ignore[no-untyped-def]
+    """Extends pytest-django's: before the test databases are dropped, the connections of
+    every thread that may hold one are closed. Async tests reach the database through
+    asgiref's thread-sensitive executor, whose thread outlives them; outside a request
+    nothing closes its connection (a server does it at each request's end), and
+    PostgreSQL refuses to drop a database that a session still uses."""
+    yield
+    from asgiref.sync import SyncToAsync
+    from django.db import connections
+
+    buffer.shutdown()
+    for job in (last_seen.flusher, history.sampler):
+        if job.thread is not None:
+            job.thread.join(10)
+    SyncToAsync.single_thread_executor.submit(connections.close_all).result(10)
+    with django_db_blocker.unblock():
+        left = other_sessions(connections["default"])
+    assert not left, f"sessions left open on the test database, last queries: {left}"
+
+
+def other_sessions(database) -> list[str]:  # type: ignore[no-untyped-def]
+    """The last queries of the other sessions on PostgreSQL's test database."""
+    if database.vendor != "postgresql":
+        return []
+    with database.cursor() as cursor:
+        cursor.execute(
+            "SELECT query FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        return [query for (query,) in cursor.fetchall()]
