@@ -86,17 +86,10 @@ DEMO_PRESENCE = bool(PRESENCE_REDIS_URL)
 if PRESENCE_REDIS_URL:
     ACTIVE_USERS_REDIS_URL = PRESENCE_REDIS_URL
     ACTIVE_USERS_KEY_PREFIX = "active_users_demo"
-    CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            # redis-py 8's 5 s default socket timeout would cut channels_redis' 5 s blocking
-            # BZPOPMIN short under load (as the README's snippet says): give it more.
-            "CONFIG": {
-                "hosts": [{"address": PRESENCE_REDIS_URL, "socket_timeout": 10}],
-                "prefix": "active_users_demo:layer",
-            },
-        }
-    }
+    # The demo is one server process, so its sockets meet in memory. A fleet uses
+    # channels_redis (README, "Presence"); its blocking read can outlive a server's graceful
+    # shutdown, which a demo stopped with Ctrl-C would show as an error.
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
 LOGGING = {
     "version": 1,
