@@ -103,6 +103,7 @@ def configure() -> None:
                  "ACTIVE_USERS_REDIS_URL": REDIS_URL}  # fmt: skip
         if os.environ.get("BENCH_TOUCH_INTERVAL"):
             extra["ACTIVE_USERS_TOUCH_INTERVAL"] = float(os.environ["BENCH_TOUCH_INTERVAL"])
+        extra.update(json.loads(os.environ.get("BENCH_SETTINGS", "{}")))  # settings to try
     elif SUBJECT == "dou":
         shim_online_users()
         apps.append("online_users")
