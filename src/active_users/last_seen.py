@@ -19,12 +19,13 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.contrib.auth import get_user_model
 from django.core.signals import setting_changed
-from django.db import DatabaseError, connections, transaction
+from django.db import DatabaseError, transaction
 from django.db.models import F, QuerySet
 
 from active_users import clock
 from active_users.backends import BaseBackend, get_backend
 from active_users.backends.buffer import buffer
+from active_users.backends.database import bulk_upsert
 from active_users.backends.health import reading
 from active_users.background import BackgroundJob
 from active_users.conf import conf
@@ -53,17 +54,8 @@ def _write(rows: list[tuple[str, float]]) -> int:
             continue
     alias = conf.DATABASE
     existing = User.objects.using(alias).filter(pk__in=list(wanted)).values_list("pk", flat=True)
-    records = [
-        LastSeen(user_id=pk, last_activity=clock.from_timestamp(wanted[pk]))
-        for pk in existing  # deleted users leave nothing behind
-    ]
-    with_target = connections[alias].features.supports_update_conflicts_with_target
-    LastSeen.objects.using(alias).bulk_create(
-        records,
-        update_conflicts=True,
-        unique_fields=["user"] if with_target else None,
-        update_fields=["last_activity"],
-    )
+    records = [(pk, clock.from_timestamp(wanted[pk])) for pk in existing]  # deleted users: none
+    bulk_upsert(alias, LastSeen, ["user", "last_activity"], records, "last_activity", "user")
     return len(records)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
+from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from typing import Any, NamedTuple
 
@@ -16,7 +17,7 @@ from django.apps import apps
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import IntegrityError, OperationalError, connections, transaction
-from django.db.models import Count, Max, Q
+from django.db.models import Count, DateTimeField, Field, Max, Model, Q
 from django.db.models.constants import OnConflict
 from django.db.models.functions import TruncMonth
 
@@ -93,6 +94,47 @@ def unique_key(who: str) -> str:
     return hashlib.blake2b(who.encode(), digest_size=16).hexdigest()
 
 
+def bulk_upsert(
+    alias: str,
+    model: type[Model],
+    names: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    update: str,
+    unique: str,
+) -> None:
+    """Insert ``rows`` (values of the fields ``names``, in that order) or, for those whose
+    ``unique`` field exists, set their ``update`` field: one multi-row statement per
+    ``bulk_batch_size`` in the database's own upsert syntax, as Django's
+    ``bulk_create(update_conflicts=True)`` writes it, without building a model instance per
+    row (a flush holds hundreds). Date-time values are adapted as the ORM would."""
+    connection = connections[alias]
+    ops = connection.ops
+    fields = [model._meta.get_field(name) for name in names]
+    columns = [str(field.column) for field in fields if isinstance(field, Field)]
+    by_name = {name: column for name, column in zip(names, columns, strict=True)}
+    conflict = ops.on_conflict_suffix_sql(
+        fields, OnConflict.UPDATE, [by_name[update]], [by_name[unique]]
+    )
+    moments = [n for n, field in enumerate(fields) if isinstance(field, DateTimeField)]
+    size = max(1, min(ops.bulk_batch_size(fields, rows), MAX_PARAMETERS // len(fields)))
+    table = ops.quote_name(model._meta.db_table)
+    into = ", ".join(ops.quote_name(column) for column in columns)
+    row_sql = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), size):
+            batch = rows[start : start + size]
+            parameters: list[Any] = []
+            for row in batch:
+                values = list(row)
+                for n in moments:
+                    values[n] = ops.adapt_datetimefield_value(values[n])
+                parameters += values
+            values_sql = ", ".join([row_sql] * len(batch))
+            cursor.execute(
+                f"INSERT INTO {table} ({into}) VALUES {values_sql} {conflict}", parameters
+            )
+
+
 class DatabaseBackend(BaseBackend):
     def __init__(self) -> None:
         if not apps.is_installed("active_users"):
@@ -134,29 +176,7 @@ class DatabaseBackend(BaseBackend):
         ]
 
     def _upsert(self, rows: list[Row]) -> None:
-        """Insert the rows, or move ``touched`` of those that exist: one multi-row statement
-        (per ``bulk_batch_size``) in the database's own upsert syntax, as Django's
-        ``bulk_create(update_conflicts=True)`` writes it, without building a model instance
-        per row (a flush holds hundreds). The columns are named as the fields are."""
-        connection = connections[self.alias]
-        ops = connection.ops
-        fields = [self.model._meta.get_field(name) for name in Row._fields]
-        table = ops.quote_name(self.model._meta.db_table)
-        columns = ", ".join(ops.quote_name(name) for name in Row._fields)
-        conflict = ops.on_conflict_suffix_sql(fields, OnConflict.UPDATE, ["touched"], ["key"])
-        size = max(1, min(ops.bulk_batch_size(fields, rows), MAX_PARAMETERS // len(fields)))
-        row_sql = "(" + ", ".join(["%s"] * len(fields)) + ")"
-        adapt = ops.adapt_datetimefield_value
-        with connection.cursor() as cursor:
-            for start in range(0, len(rows), size):
-                batch = rows[start : start + size]
-                values = ", ".join([row_sql] * len(batch))
-                parameters: list[Any] = []
-                for key, kind, user_key, data, touched, session in batch:
-                    parameters += (key, kind, user_key, data, adapt(touched), session)
-                cursor.execute(
-                    f"INSERT INTO {table} ({columns}) VALUES {values} {conflict}", parameters
-                )
+        bulk_upsert(self.alias, self.model, Row._fields, rows, update="touched", unique="key")
 
     def touch_many(self, items: list[tuple[Presence, float]]) -> None:
         # One row per key with its latest time, in key order: concurrent flushes of several
