@@ -42,9 +42,6 @@ FLUSH_KEY = "last-seen-flush"
 CATCH_UP_KEY = "last-seen-catch-up"
 # How many (day, person) marks a process remembers before it starts over.
 MAX_NOTED = 100_000
-# Parameters in one statement, under PostgreSQL's limit of 65,535 (SQLite's and MySQL's
-# own limits come from Django's ``bulk_batch_size``).
-MAX_PARAMETERS = 60_000
 
 
 class Row(NamedTuple):
@@ -103,24 +100,37 @@ def bulk_upsert(
     unique: str,
 ) -> None:
     """Insert ``rows`` (values of the fields ``names``, in that order) or, for those whose
-    ``unique`` field exists, set their ``update`` field: one multi-row statement per
-    ``bulk_batch_size`` in the database's own upsert syntax, as Django's
-    ``bulk_create(update_conflicts=True)`` writes it, without building a model instance per
-    row (a flush holds hundreds). Date-time values are adapted as the ORM would."""
+    ``unique`` field exists, set their ``update`` field, in the database's own upsert syntax
+    (the one Django's ``bulk_create(update_conflicts=True)`` writes), without building a
+    model instance per row: a flush holds hundreds. ``unique`` values must not repeat.
+
+    PostgreSQL gets one statement whose six parameters are arrays (``unnest``): psycopg
+    parses a query's placeholders in Python, six per row would cost more than the write.
+    The others get multi-row ``VALUES`` per ``bulk_batch_size``."""
+    if not rows:
+        return
     connection = connections[alias]
     ops = connection.ops
     fields = [model._meta.get_field(name) for name in names]
     columns = [str(field.column) for field in fields if isinstance(field, Field)]
-    by_name = {name: column for name, column in zip(names, columns, strict=True)}
+    by_name = dict(zip(names, columns, strict=True))
     conflict = ops.on_conflict_suffix_sql(
         fields, OnConflict.UPDATE, [by_name[update]], [by_name[unique]]
     )
+    insert = f"INSERT INTO {ops.quote_name(model._meta.db_table)} "
+    insert += "(" + ", ".join(ops.quote_name(column) for column in columns) + ")"
     moments = [n for n, field in enumerate(fields) if isinstance(field, DateTimeField)]
-    size = max(1, min(ops.bulk_batch_size(fields, rows), MAX_PARAMETERS // len(fields)))
-    table = ops.quote_name(model._meta.db_table)
-    into = ", ".join(ops.quote_name(column) for column in columns)
-    row_sql = "(" + ", ".join(["%s"] * len(fields)) + ")"
     with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            types = [field.db_type(connection) for field in fields if isinstance(field, Field)]
+            arrays = ", ".join(f"%s::{kind}[]" for kind in types)
+            cursor.execute(
+                f"{insert} SELECT * FROM unnest({arrays}) {conflict}",
+                [list(column) for column in zip(*rows, strict=True)],
+            )
+            return
+        size = max(1, ops.bulk_batch_size(fields, rows))
+        row_sql = "(" + ", ".join(["%s"] * len(fields)) + ")"
         for start in range(0, len(rows), size):
             batch = rows[start : start + size]
             parameters: list[Any] = []
@@ -130,9 +140,7 @@ def bulk_upsert(
                     values[n] = ops.adapt_datetimefield_value(values[n])
                 parameters += values
             values_sql = ", ".join([row_sql] * len(batch))
-            cursor.execute(
-                f"INSERT INTO {table} ({into}) VALUES {values_sql} {conflict}", parameters
-            )
+            cursor.execute(f"{insert} VALUES {values_sql} {conflict}", parameters)
 
 
 class DatabaseBackend(BaseBackend):
