@@ -104,9 +104,9 @@ def bulk_upsert(
     (the one Django's ``bulk_create(update_conflicts=True)`` writes), without building a
     model instance per row: a flush holds hundreds. ``unique`` values must not repeat.
 
-    PostgreSQL gets one statement whose six parameters are arrays (``unnest``): psycopg
-    parses a query's placeholders in Python, six per row would cost more than the write.
-    The others get multi-row ``VALUES`` per ``bulk_batch_size``."""
+    PostgreSQL gets one statement with an array per column (``unnest``): psycopg parses a
+    query's placeholders in Python, and one per value would cost more than the write. The
+    others get multi-row ``VALUES`` per ``bulk_batch_size``."""
     if not rows:
         return
     connection = connections[alias]
