@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.contrib import admin
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.auth import get_user_model
 from django.db.models import F, QuerySet
 from django.http import HttpRequest, HttpResponse
@@ -34,7 +35,19 @@ else:
     ModelAdmin = admin.ModelAdmin
 
 
-class ReadOnlyAdmin(ModelAdmin):
+class OutOfRangeLookups:
+    """A lookup whose integer no column can hold (``?user__id__exact=999…``) redirects to
+    the list with ``?e=1``, as any other wrong lookup does, instead of failing: Django
+    before 5.0 sends it to SQLite as is, which refuses it with ``OverflowError``."""
+
+    def get_changelist_instance(self, request: HttpRequest) -> Any:
+        try:
+            return super().get_changelist_instance(request)  # type: ignore[misc]
+        except OverflowError as exc:
+            raise IncorrectLookupParameters(str(exc)) from exc
+
+
+class ReadOnlyAdmin(OutOfRangeLookups, ModelAdmin):
     # No bulk actions ("Delete selected" included). Deleting stays permitted: the admin
     # refuses to delete a user whose rows here the staff member could not delete.
     actions = None
@@ -159,7 +172,7 @@ class LastSeenFilter(admin.SimpleListFilter):
         return queryset
 
 
-class LastSeenColumns:
+class LastSeenColumns(OutOfRangeLookups):
     """Mixed into the project's user admin: two sortable columns from one joined column.
 
     The changelist first brings the ``LastSeen`` rows up to date (``last_seen.catch_up``),
@@ -186,7 +199,7 @@ class LastSeenColumns:
         return super().changelist_view(request, extra_context)  # type: ignore[misc,no-any-return]
 
     def get_changelist_instance(self, request: HttpRequest) -> Any:
-        changelist = super().get_changelist_instance(request)  # type: ignore[misc]
+        changelist = super().get_changelist_instance(request)
         rows = list(changelist.result_list)  # evaluated once; the template reuses them
         live = live_seen([str(row.pk) for row in rows])
         for row in rows:
