@@ -6,8 +6,9 @@ from collections.abc import Iterator
 
 import pytest
 import redis
+from asgiref.sync import SyncToAsync
 from django.contrib.auth import get_user_model
-from django.db import connection
+from django.db import connection, connections
 from django.test import override_settings
 
 from active_users import history, last_seen
@@ -216,9 +217,6 @@ def django_db_setup(django_db_setup, django_db_blocker):  # type: ignore[no-unty
     nothing closes its connection (a server does it at each request's end), and
     PostgreSQL refuses to drop a database that a session still uses."""
     yield
-    from asgiref.sync import SyncToAsync
-    from django.db import connections
-
     buffer.shutdown()
     for job in (last_seen.flusher, history.sampler):
         if job.thread is not None:

@@ -111,24 +111,27 @@ def bulk_upsert(
         return
     connection = connections[alias]
     ops = connection.ops
-    fields = [model._meta.get_field(name) for name in names]
-    columns = [str(field.column) for field in fields if isinstance(field, Field)]
-    by_name = dict(zip(names, columns, strict=True))
+    fields: list[Field[Any, Any]] = []
+    for name in names:
+        field = model._meta.get_field(name)
+        if not isinstance(field, Field):
+            raise TypeError(f"{name!r} is not a column of {model.__name__}")
+        fields.append(field)
+    columns = {name: str(field.column) for name, field in zip(names, fields, strict=True)}
     conflict = ops.on_conflict_suffix_sql(
-        fields, OnConflict.UPDATE, [by_name[update]], [by_name[unique]]
+        fields, OnConflict.UPDATE, [columns[update]], [columns[unique]]
     )
     insert = f"INSERT INTO {ops.quote_name(model._meta.db_table)} "
-    insert += "(" + ", ".join(ops.quote_name(column) for column in columns) + ")"
-    moments = [n for n, field in enumerate(fields) if isinstance(field, DateTimeField)]
+    insert += "(" + ", ".join(map(ops.quote_name, columns.values())) + ")"
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            types = [field.db_type(connection) for field in fields if isinstance(field, Field)]
-            arrays = ", ".join(f"%s::{kind}[]" for kind in types)
+            arrays = ", ".join(f"%s::{field.db_type(connection)}[]" for field in fields)
             cursor.execute(
                 f"{insert} SELECT * FROM unnest({arrays}) {conflict}",
                 [list(column) for column in zip(*rows, strict=True)],
             )
             return
+        moments = [n for n, field in enumerate(fields) if isinstance(field, DateTimeField)]
         size = max(1, ops.bulk_batch_size(fields, rows))
         row_sql = "(" + ", ".join(["%s"] * len(fields)) + ")"
         for start in range(0, len(rows), size):
