@@ -147,7 +147,17 @@ def redis_sharded_settings(redis_cluster_url: str) -> Iterator[dict[str, object]
     yield from _redis_backend(redis_cluster_url, cluster=True, shards=16)
 
 
-@pytest.fixture(params=["database", "redis", "redis-cluster", "redis-sharded"])
+# The database case carries pytest-django's marker: pytest-django creates only the test
+# databases that the collected tests declare, so a test run alone would otherwise meet an
+# empty in-memory SQLite database.
+@pytest.fixture(
+    params=[
+        pytest.param("database", marks=pytest.mark.django_db),
+        "redis",
+        "redis-cluster",
+        "redis-sharded",
+    ]
+)
 def backend_name(request: pytest.FixtureRequest) -> Iterator[str]:
     """Runs a test once per backend, with that backend configured (``redis-sharded``: on
     the Cluster, ``REDIS_SHARDS = 16``)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -173,6 +174,23 @@ def test_seen_between_walks_more_than_a_batch_with_ties_once_each_oldest_first(
     # The window's bounds: (since, until].
     inside, _ = backend.seen_between(now - 20, now - 10, 5000)
     assert {uid for uid, _ in inside} == {str(n) for n in range(2500) if n % 3 == 2}
+
+
+def test_a_batch_write_keeps_every_character_and_microsecond(backend: BaseBackend) -> None:
+    # What a flush carries goes through one JSON parameter on PostgreSQL: quotes,
+    # backslashes, escapes, line separators, astral characters and JSON-looking text must
+    # come back as they went in, with their times to the microsecond.
+    odd = ['"', "\\", "\\u0041", "a\nb", "\u2028", "😀", "ﬁ", '{"x": [1]}', "é" * 100]
+    now = round(time.time(), 6)
+    items = [
+        (Presence(json.dumps([str(n), text]), str(n), f"{n:032x}"), now - n * 0.000001)
+        for n, text in enumerate(odd)
+    ]
+    backend.touch_many(items)
+    listed = dict(backend.page(100, now=now).items)
+    assert listed.keys() == {presence.member for presence, _ in items}
+    for presence, when in items:
+        assert listed[presence.member] == pytest.approx(when, abs=1e-6)
 
 
 def test_the_last_seen_flush_writes_every_user_of_several_batches(

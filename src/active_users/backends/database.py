@@ -7,6 +7,7 @@ keyset pagination on ``(touched, id)``, so a deep page costs what the first one 
 from __future__ import annotations
 
 import hashlib
+import json
 import threading
 import time
 from collections.abc import Sequence
@@ -104,9 +105,12 @@ def bulk_upsert(
     (the one Django's ``bulk_create(update_conflicts=True)`` writes), without building a
     model instance per row: a flush holds hundreds. ``unique`` values must not repeat.
 
-    PostgreSQL gets one statement with an array per column (``unnest``): psycopg parses a
-    query's placeholders in Python, and one per value would cost more than the write. The
-    others get multi-row ``VALUES`` per ``bulk_batch_size``."""
+    PostgreSQL gets one statement whose one parameter is the rows as a JSON array of arrays
+    (``jsonb``: parsed once, where ``json`` would be parsed again for every column):
+    psycopg quotes parameters in Python (one ``%s`` per value, or an array per column, costs
+    the writer thread more than the write itself: 16 ms against 0.6 ms for 400 presences),
+    and ``json.dumps`` runs in C. The others get multi-row ``VALUES`` per
+    ``bulk_batch_size``. Values are str, int, None or datetime."""
     if not rows:
         return
     connection = connections[alias]
@@ -125,10 +129,12 @@ def bulk_upsert(
     insert += "(" + ", ".join(map(ops.quote_name, columns.values())) + ")"
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            arrays = ", ".join(f"%s::{field.db_type(connection)}[]" for field in fields)
+            typed = ", ".join(
+                f"(r->>{n})::{field.db_type(connection)}" for n, field in enumerate(fields)
+            )
             cursor.execute(
-                f"{insert} SELECT * FROM unnest({arrays}) {conflict}",
-                [list(column) for column in zip(*rows, strict=True)],
+                f"{insert} SELECT {typed} FROM jsonb_array_elements(%s::jsonb) AS r {conflict}",
+                [json.dumps(rows, default=_iso, ensure_ascii=False, separators=(",", ":"))],
             )
             return
         moments = [n for n, field in enumerate(fields) if isinstance(field, DateTimeField)]
@@ -144,6 +150,12 @@ def bulk_upsert(
                 parameters += values
             values_sql = ", ".join([row_sql] * len(batch))
             cursor.execute(f"{insert} VALUES {values_sql} {conflict}", parameters)
+
+
+def _iso(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not a column value")
 
 
 class DatabaseBackend(BaseBackend):
