@@ -68,6 +68,62 @@ def test_became_active_is_sent_by_the_first_touch_with_its_request(client, make_
     assert seen == [("back", "/page/", True)]
 
 
+def step_back(user, seconds: float) -> None:  # type: ignore[no-untyped-def]
+    """As if this process and the store had last seen ``user`` ``seconds`` ago."""
+    from active_users.tracking import tracker
+
+    for known in tracker._known.values():
+        known[0] -= seconds
+    then = time.time() - seconds
+    get_backend().remove_user(str(user.pk))  # Redis keeps the newest time of a touch
+    get_backend().touch_many([(presence, then) for _, presence in tracker._known.values()])
+    assert stored_time(user) == pytest.approx(then, abs=0.01)
+
+
+@pytest.mark.usefixtures("backend_name")
+@override_settings(ACTIVE_USERS_KEY_EXPIRE=20, ACTIVE_USERS_IDLE_AFTER=900)
+def test_a_user_this_process_saw_before_idle_after_waits_for_the_flush_even_if_expired(
+    client, make_user
+) -> None:
+    # Across a fleet a process sees a user only every few requests: a gap longer than
+    # KEY_EXPIRE is no reason to make the request wait, and no signal is owed.
+    signals = []
+    user_became_active.connect(receiver := lambda **kw: signals.append(kw["request"].path))
+    try:
+        user = make_user()
+        client.force_login(user)
+        client.get("/first/")
+        step_back(user, 60)  # the entry lapsed 40 s ago
+        assert get_backend().count() == 0
+        client.get("/again/")
+        assert len(buffer) == 1
+        assert stored_time(user) == pytest.approx(time.time() - 60, abs=1)  # not written yet
+        assert buffer.flush()
+        assert stored_time(user) == pytest.approx(time.time(), abs=1)
+        assert get_backend().count() == 1
+    finally:
+        user_became_active.disconnect(receiver)
+    assert signals == ["/first/"]
+
+
+@pytest.mark.usefixtures("backend_name")
+@override_settings(ACTIVE_USERS_KEY_EXPIRE=20, ACTIVE_USERS_IDLE_AFTER=60)
+def test_a_user_back_after_idle_after_is_written_at_once_and_signalled(client, make_user) -> None:
+    signals = []
+    user_became_active.connect(receiver := lambda **kw: signals.append(kw["request"].path))
+    try:
+        user = make_user()
+        client.force_login(user)
+        client.get("/first/")
+        step_back(user, 120)
+        client.get("/back/")
+        assert len(buffer) == 0
+        assert stored_time(user) == pytest.approx(time.time(), abs=1)  # by the request
+    finally:
+        user_became_active.disconnect(receiver)
+    assert signals == ["/first/", "/back/"]
+
+
 @pytest.mark.usefixtures("backend_name")
 @override_settings(**REFRESH_EVERY_REQUEST)
 def test_a_read_in_the_same_process_sees_the_buffered_refresh(client, make_user) -> None:
@@ -84,8 +140,12 @@ def test_a_read_in_the_same_process_sees_the_buffered_refresh(client, make_user)
 
 @pytest.mark.parametrize("backend_name", ["redis", "redis-cluster"], indirect=True)
 @override_settings(**REFRESH_EVERY_REQUEST)
-async def test_an_async_read_flushes_the_buffer_too(async_client, backend_name, db) -> None:
-    # (On the database backend the async path runs the same code in a thread.)
+async def test_an_async_read_flushes_the_buffer_too(
+    async_client, backend_name, transactional_db
+) -> None:
+    # (On the database backend the async path runs the same code in a thread.) The async
+    # ORM writes from another thread, outside a test transaction: the tables are emptied
+    # after the test instead, or its user would meet later tests.
     from asgiref.sync import sync_to_async
     from django.contrib.auth import get_user_model
 

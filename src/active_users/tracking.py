@@ -3,12 +3,18 @@
 The middleware hands every finished request to :data:`tracker`. It skips excluded paths,
 users and crawlers. What is left is either
 
-- a **refresh** of a presence this process wrote less than ``KEY_EXPIRE`` seconds ago (so
-  it is certainly still active): at most once per ``TOUCH_INTERVAL`` it goes to the
+- a **refresh** of a presence this process wrote or buffered less than ``IDLE_AFTER``
+  seconds ago (so the user cannot be coming back from offline, and no
+  ``user_became_active`` is owed): at most once per ``TOUCH_INTERVAL`` it goes to the
   write-behind buffer (``backends/buffer.py``) and the request goes on; or
-- a **first touch** (nothing written by this process within ``KEY_EXPIRE``): written at
-  once, so a new user is counted immediately and ``user_became_active`` gets its request.
+- a **first touch** (a presence new to this process, or back after ``IDLE_AFTER``): written
+  at once, so a new user is counted immediately and ``user_became_active`` gets its request.
   While the store is failing (``backends/health.py``) it goes to the buffer instead.
+
+A refresh is not held back by ``KEY_EXPIRE``: across a fleet each process sees a user only
+every few of their requests, and a write at once for every gap longer than ``KEY_EXPIRE``
+made most requests wait for the store. An entry that lapsed in such a gap is written again by
+the next flush (within ``FLUSH_INTERVAL``).
 
 Nothing here raises into the request.
 """
@@ -58,15 +64,15 @@ class Policy:
     session_cookie: str
     #: A presence is refreshed at most this often per process.
     refresh_after: float
-    #: A presence written this long ago may have expired: the next request writes at once.
-    fresh_for: float
+    #: A presence this process saw this long ago may be coming back from offline: the next
+    #: request writes at once, so that ``user_became_active`` gets it.
+    known_for: float
 
     @classmethod
     def current(cls) -> Policy:
         refresh = conf.TOUCH_INTERVAL
         if conf.LAST_SEEN:  # last seen follows requests, whatever KEY_EXPIRE is
             refresh = min(refresh, conf.LAST_SEEN_INTERVAL)
-        expire = conf.KEY_EXPIRE
         return cls(
             exclude_url=conf.exclude_url_regex,
             exclude_users=tuple(conf.EXCLUDE_USERS),
@@ -75,8 +81,7 @@ class Policy:
             bots=conf.bot_regex,
             session_cookie=settings.SESSION_COOKIE_NAME,
             refresh_after=refresh,
-            # A refresh reaches the store within a flush interval or two.
-            fresh_for=expire - min(2 * conf.FLUSH_INTERVAL, expire / 2),
+            known_for=conf.IDLE_AFTER,
         )
 
     def excludes_user(self, user: Any) -> bool:
@@ -178,7 +183,7 @@ class Tracker:
         age = now - known[0]
         if age < policy.refresh_after:
             return True
-        if age >= policy.fresh_for:
+        if age >= policy.known_for:
             return False
         if buffer.add(known[1], time.time()):
             known[0] = now

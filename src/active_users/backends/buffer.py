@@ -1,7 +1,7 @@
 """Write-behind: refreshes wait in memory and go to the store together, off the request path.
 
-A request that only extends an entry this process wrote lately puts it here instead of
-writing it; a daemon thread writes whatever is here every ``ACTIVE_USERS_FLUSH_INTERVAL``
+A request that refreshes a presence this process wrote or buffered lately puts it here
+instead of writing it; a daemon thread writes whatever is here every ``ACTIVE_USERS_FLUSH_INTERVAL``
 seconds with one ``backend.touch_many()`` (one transaction on the database, one round trip on
 Redis), however many people it holds. Each presence is held once, with its latest time.
 
@@ -9,8 +9,8 @@ Redis), however many people it holds. Each presence is held once, with its lates
   refused with one warning; the tracker then tries again on that presence's next request.
 - The store fails: the batch goes back into the buffer (newer times win) and is written by a
   later flush once the circuit breaker lets calls through again. Nothing raises on a request.
-- A crash loses at most the refreshes of the last flush interval; those people were written
-  less than ``KEY_EXPIRE`` ago, so they stay counted and their next request refreshes them.
+- A crash loses at most the refreshes of the last flush interval; people refreshed more
+  often than ``KEY_EXPIRE`` stay counted, and anyone's next request refreshes them.
 - Reads in this process (``health.reading``) flush first; the buffer is flushed at exit
   (``atexit``), and a forked child starts with an empty buffer and no thread.
 """
