@@ -147,17 +147,20 @@ def redis_sharded_settings(redis_cluster_url: str) -> Iterator[dict[str, object]
     yield from _redis_backend(redis_cluster_url, cluster=True, shards=16)
 
 
-# The database case carries pytest-django's marker: pytest-django creates only the test
-# databases that the collected tests declare, so a test run alone would otherwise meet an
-# empty in-memory SQLite database.
-@pytest.fixture(
-    params=[
-        pytest.param("database", marks=pytest.mark.django_db),
-        "redis",
-        "redis-cluster",
-        "redis-sharded",
-    ]
-)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test of the ``database`` backend declares the database to pytest-django, which
+    creates only the test databases that the collected tests declare (a test run alone
+    would otherwise meet an empty in-memory SQLite database). A marker of the test's own,
+    ``transaction=True`` included, is kept."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is None or callspec.params.get("backend_name") != "database":
+            continue
+        if item.get_closest_marker("django_db") is None:
+            item.add_marker(pytest.mark.django_db)
+
+
+@pytest.fixture(params=["database", "redis", "redis-cluster", "redis-sharded"])
 def backend_name(request: pytest.FixtureRequest) -> Iterator[str]:
     """Runs a test once per backend, with that backend configured (``redis-sharded``: on
     the Cluster, ``REDIS_SHARDS = 16``)."""

@@ -176,6 +176,24 @@ def test_seen_between_walks_more_than_a_batch_with_ties_once_each_oldest_first(
     assert {uid for uid, _ in inside} == {str(n) for n in range(2500) if n % 3 == 2}
 
 
+def test_a_write_that_arrives_late_with_an_older_time_does_not_move_an_entry_back(
+    backend: BaseBackend,
+) -> None:
+    # Processes flush their buffers in any order: the store keeps each entry's latest time.
+    now = time.time()
+    backend.touch_many([(entry(1, user=7), now - 1), (entry(2, user=8), now - 30)])
+    backend.touch_many([(entry(1, user=7), now - 10), (entry(2, user=8), now - 2)])
+    backend.touch(entry(1, user=7), now=now - 5)
+    assert backend.seen(["7", "8"]) == {
+        "7": pytest.approx(now - 1, abs=1e-3),
+        "8": pytest.approx(now - 2, abs=1e-3),
+    }
+    assert dict(backend.page(10, now=now).items) == {
+        entry(1, user=7).member: pytest.approx(now - 1, abs=1e-3),
+        entry(2, user=8).member: pytest.approx(now - 2, abs=1e-3),
+    }
+
+
 def test_a_batch_write_keeps_every_character_and_microsecond(backend: BaseBackend) -> None:
     # What a flush carries goes through one JSON parameter on PostgreSQL: quotes,
     # backslashes, escapes, line separators, astral characters and JSON-looking text must

@@ -101,8 +101,10 @@ def bulk_upsert(
     unique: str,
 ) -> None:
     """Insert ``rows`` (values of the fields ``names``, in that order) or, for those whose
-    ``unique`` field exists, set their ``update`` field, in the database's own upsert syntax
-    (the one Django's ``bulk_create(update_conflicts=True)`` writes), without building a
+    ``unique`` field exists, move their ``update`` field forward to the row's value (never
+    back: flushes of several processes arrive in any order, as on Redis, whose scores only
+    grow), in the database's own upsert syntax (the one Django's
+    ``bulk_create(update_conflicts=True)`` writes, made conditional), without building a
     model instance per row: a flush holds hundreds. ``unique`` values must not repeat.
 
     PostgreSQL gets one statement whose one parameter is the rows as a JSON array of arrays
@@ -122,8 +124,11 @@ def bulk_upsert(
             raise TypeError(f"{name!r} is not a column of {model.__name__}")
         fields.append(field)
     columns = {name: str(field.column) for name, field in zip(names, fields, strict=True)}
-    conflict = ops.on_conflict_suffix_sql(
-        fields, OnConflict.UPDATE, [columns[update]], [columns[unique]]
+    conflict = _forward_only(
+        connection,
+        ops.quote_name(model._meta.db_table),
+        ops.quote_name(columns[update]),
+        ops.on_conflict_suffix_sql(fields, OnConflict.UPDATE, [columns[update]], [columns[unique]]),
     )
     insert = f"INSERT INTO {ops.quote_name(model._meta.db_table)} "
     insert += "(" + ", ".join(map(ops.quote_name, columns.values())) + ")"
@@ -150,6 +155,16 @@ def bulk_upsert(
                 parameters += values
             values_sql = ", ".join([row_sql] * len(batch))
             cursor.execute(f"{insert} VALUES {values_sql} {conflict}", parameters)
+
+
+def _forward_only(connection: Any, table: str, column: str, conflict: str) -> str:
+    """Django's ``ON CONFLICT … DO UPDATE SET c = EXCLUDED.c`` (``ON DUPLICATE KEY UPDATE
+    c = VALUE(c)`` on MySQL and MariaDB), made to keep the later of the two values. A row
+    left as it was is not rewritten (on PostgreSQL: no new row version, no index entries)."""
+    if connection.vendor == "mysql":
+        head, new = conflict.rsplit(" = ", 1)
+        return f"{head} = GREATEST({column}, {new})"
+    return f"{conflict} WHERE {table}.{column} < EXCLUDED.{column}"
 
 
 def _iso(value: Any) -> str:
