@@ -30,6 +30,20 @@ def stored_time(user) -> float | None:  # type: ignore[no-untyped-def]
     return get_backend().seen([str(user.pk)]).get(str(user.pk))
 
 
+@pytest.fixture
+def signalled():  # type: ignore[no-untyped-def]
+    """``user_became_active`` as it is sent: (username, request path, whether the store
+    already had the user when the receivers ran), in order."""
+    sent: list[tuple[str, str, bool]] = []
+
+    def receiver(sender, user, request, **kwargs):  # type: ignore[no-untyped-def]
+        sent.append((user.username, request.path, stored_time(user) is not None))
+
+    user_became_active.connect(receiver)
+    yield sent
+    user_became_active.disconnect(receiver)
+
+
 @pytest.mark.usefixtures("backend_name")
 @override_settings(**REFRESH_EVERY_REQUEST)
 def test_a_first_touch_is_written_at_once_and_a_refresh_waits_for_the_flush(
@@ -52,20 +66,13 @@ def test_a_first_touch_is_written_at_once_and_a_refresh_waits_for_the_flush(
 
 
 @pytest.mark.usefixtures("backend_name")
-def test_became_active_is_sent_by_the_first_touch_with_its_request(client, make_user) -> None:
-    seen = []
-
-    def receiver(sender, user, request, **kwargs):  # type: ignore[no-untyped-def]
-        seen.append((user.username, request.path, stored_time(user) is not None))
-
-    user_became_active.connect(receiver)
-    try:
-        client.force_login(make_user("back"))
-        client.get("/page/")
-        client.get("/page/")
-    finally:
-        user_became_active.disconnect(receiver)
-    assert seen == [("back", "/page/", True)]
+def test_became_active_is_sent_by_the_first_touch_with_its_request(
+    client, make_user, signalled
+) -> None:
+    client.force_login(make_user("back"))
+    client.get("/page/")
+    client.get("/page/")
+    assert signalled == [("back", "/page/", True)]
 
 
 def step_back(user, seconds: float) -> None:  # type: ignore[no-untyped-def]
@@ -83,45 +90,37 @@ def step_back(user, seconds: float) -> None:  # type: ignore[no-untyped-def]
 @pytest.mark.usefixtures("backend_name")
 @override_settings(ACTIVE_USERS_KEY_EXPIRE=20, ACTIVE_USERS_IDLE_AFTER=900)
 def test_a_user_this_process_saw_before_idle_after_waits_for_the_flush_even_if_expired(
-    client, make_user
+    client, make_user, signalled
 ) -> None:
     # Across a fleet a process sees a user only every few requests: a gap longer than
     # KEY_EXPIRE is no reason to make the request wait, and no signal is owed.
-    signals = []
-    user_became_active.connect(receiver := lambda **kw: signals.append(kw["request"].path))
-    try:
-        user = make_user()
-        client.force_login(user)
-        client.get("/first/")
-        step_back(user, 60)  # the entry lapsed 40 s ago
-        assert get_backend().count() == 0
-        client.get("/again/")
-        assert len(buffer) == 1
-        assert stored_time(user) == pytest.approx(time.time() - 60, abs=1)  # not written yet
-        assert buffer.flush()
-        assert stored_time(user) == pytest.approx(time.time(), abs=1)
-        assert get_backend().count() == 1
-    finally:
-        user_became_active.disconnect(receiver)
-    assert signals == ["/first/"]
+    user = make_user("fleet")
+    client.force_login(user)
+    client.get("/first/")
+    step_back(user, 60)  # the entry lapsed 40 s ago
+    assert get_backend().count() == 0
+    client.get("/again/")
+    assert len(buffer) == 1
+    assert stored_time(user) == pytest.approx(time.time() - 60, abs=1)  # not written yet
+    assert buffer.flush()
+    assert stored_time(user) == pytest.approx(time.time(), abs=1)
+    assert get_backend().count() == 1
+    assert signalled == [("fleet", "/first/", True)]
 
 
 @pytest.mark.usefixtures("backend_name")
 @override_settings(ACTIVE_USERS_KEY_EXPIRE=20, ACTIVE_USERS_IDLE_AFTER=60)
-def test_a_user_back_after_idle_after_is_written_at_once_and_signalled(client, make_user) -> None:
-    signals = []
-    user_became_active.connect(receiver := lambda **kw: signals.append(kw["request"].path))
-    try:
-        user = make_user()
-        client.force_login(user)
-        client.get("/first/")
-        step_back(user, 120)
-        client.get("/back/")
-        assert len(buffer) == 0
-        assert stored_time(user) == pytest.approx(time.time(), abs=1)  # by the request
-    finally:
-        user_became_active.disconnect(receiver)
-    assert signals == ["/first/", "/back/"]
+def test_a_user_back_after_idle_after_is_written_at_once_and_signalled(
+    client, make_user, signalled
+) -> None:
+    user = make_user("returner")
+    client.force_login(user)
+    client.get("/first/")
+    step_back(user, 120)
+    client.get("/back/")
+    assert len(buffer) == 0
+    assert stored_time(user) == pytest.approx(time.time(), abs=1)  # by the request
+    assert signalled == [("returner", "/first/", True), ("returner", "/back/", True)]
 
 
 @pytest.mark.usefixtures("backend_name")
