@@ -202,23 +202,29 @@ class Bench:
 
 def serve_rounds(bench: Bench, server: str, blocks: list[Any], users: int, seconds: int,
                  rounds: int) -> dict[str, Any]:  # fmt: skip
-    """Every subject of a block, bare Django included, ``rounds`` times, the order rotated
-    each round so that no subject always runs first or last while the machine warms up;
-    each subject's median requests/s and median p99 are reported, with every run's figures."""
+    """Bare Django at the start of every round and once more at the end, the other subjects
+    between, their order rotated each round so that none always runs right after bare Django.
+    Each run is compared with the two bare runs around its round (the mean of their
+    requests/s and of their p99), which takes out the machine's drift from minute to minute;
+    each subject reports the medians of its runs' figures and of those ratios."""
     rows: dict[str, Any] = {}
     for database, subjects in blocks:
         bare = ("bare", database, f"bare Django, {NAMES[database]}")
-        order = [bare, *subjects]
-        runs: dict[str, list[dict[str, Any]]] = {}
-        for round_ in range(rounds):
-            turn = order[round_ % len(order) :] + order[: round_ % len(order)]
+        schedule: list[tuple[tuple[str, str, str], int]] = []
+        for round_ in range(rounds + 1):
+            schedule.append((bare, round_))
+            if round_ == rounds:
+                break
+            turn = subjects[round_ % len(subjects) :] + subjects[: round_ % len(subjects)]
             if round_ == 0 and server == "wsgi":
                 turn += PEERS_SERVED.get(database, [])
-            for subject, store, label in turn:
-                print(f"{server}: round {round_ + 1}: {label}: gunicorn under wrk", flush=True)
-                runs.setdefault(label, []).append(
-                    bench.serve(subject, store, users, seconds, server)
-                )
+            schedule += [(subject, round_) for subject in turn]
+        runs: dict[str, list[dict[str, Any]]] = {}
+        for (subject, store, label), round_ in schedule:
+            print(f"{server}: round {round_ + 1}: {label}: gunicorn under wrk", flush=True)
+            result = bench.serve(subject, store, users, seconds, server)
+            runs.setdefault(label, []).append({**result, "round": round_})
+        bares = runs[bare[2]]  # one per round, and the last
         for label, done in runs.items():
             rows[label] = {
                 "rps": statistics.median(r["rps"] for r in done),
@@ -227,6 +233,15 @@ def serve_rounds(bench: Bench, server: str, blocks: list[Any], users: int, secon
                 "runs": done,
                 "baseline": bare[2],
             }
+            if label != bare[2]:
+                around = [(bares[r["round"]], bares[r["round"] + 1]) for r in done]
+                rows[label]["rps_vs_bare"] = statistics.median(
+                    r["rps"] / ((b["rps"] + a["rps"]) / 2) for r, (b, a) in zip(done, around)
+                )
+                rows[label]["p99_vs_bare"] = statistics.median(
+                    r["p99_ms"] / ((b["p99_ms"] + a["p99_ms"]) / 2)
+                    for r, (b, a) in zip(done, around)
+                )
             after = sorted({r["active_after"] for r in done if "active_after" in r})
             if after:
                 rows[label]["active_after"] = " to ".join(map(str, sorted({after[0], after[-1]})))
@@ -418,15 +433,20 @@ def render(results: dict[str, Any]) -> str:
             continue
         lines += ["", f"## {servers[server]}, under wrk (2 threads, 16 connections), {results.get('users', 1000):,} users", "",
                   "Sessions in the database; every user requested a few times before the measured "
-                  f"seconds. Every subject, bare Django on the same database included, ran "
-                  f"{results.get('rounds', 1)} time(s), the order rotated each round; medians. "
+                  f"seconds. {results.get('rounds', 1)} round(s): bare Django on the same database "
+                  "first in every round and once more at the end, the other subjects between it, "
+                  "their order rotated. *requests/s* and *p99*: medians of a subject's runs; "
+                  "*vs bare*: the median of each run's ratio to the mean of the two bare runs "
+                  "around its round. "
                   f"SQLite journal mode: {results.get('sqlite_journal') or 'delete (SQLite default)'}.", "",
                   "| subject | requests/s | vs bare | p99 ms | p99 vs bare | errors | distinct active users after |",
                   "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
         for label, row in rows.items():
             base = rows.get(row.get("baseline", ""), row)
-            lines.append(f"| {label} | {row['rps']:.0f} | {row['rps'] / base['rps']:.0%} | "
-                         f"{row['p99_ms']:.1f} | {row['p99_ms'] / base['p99_ms']:.2f}x | "
+            rps_ratio = row.get("rps_vs_bare", row["rps"] / base["rps"])
+            p99_ratio = row.get("p99_vs_bare", row["p99_ms"] / base["p99_ms"])
+            lines.append(f"| {label} | {row['rps']:.0f} | {rps_ratio:.0%} | "
+                         f"{row['p99_ms']:.1f} | {p99_ratio:.2f}x | "
                          f"{row['errors']} | {row.get('active_after', '')} |")  # fmt: skip
     lines += ["", "![Count latency against active entries](benchmarks-count.png)", ""]
     targets = HERE / "targets.md"  # the reading of the figures, kept by hand
