@@ -194,6 +194,23 @@ def test_a_write_that_arrives_late_with_an_older_time_does_not_move_an_entry_bac
     }
 
 
+def test_a_batch_with_a_step_leaves_a_time_another_process_wrote_moments_before(
+    backend_name: str, backend: BaseBackend
+) -> None:
+    # N processes refresh one person: on the database a flush leaves the rows that moved
+    # less than ``min_step`` before its time (no new row version), and moves them once the
+    # step is reached; Redis keeps the exact latest time.
+    now = time.time()
+    backend.touch_many([(entry(1, user=7), now - 10)])
+    backend.touch_many([(entry(1, user=7), now - 9)], min_step=2.5)
+    after_a_small_step = (backend.seen(["7"])["7"], backend.page(10, now=now).items[0][1])
+    backend.touch_many([(entry(1, user=7), now - 7)], min_step=2.5)
+    after_the_step = (backend.seen(["7"])["7"], backend.page(10, now=now).items[0][1])
+    expected = now - 10 if backend_name == "database" else now - 9
+    assert after_a_small_step == (pytest.approx(expected, abs=1e-3),) * 2
+    assert after_the_step == (pytest.approx(now - 7, abs=1e-3),) * 2
+
+
 def test_a_batch_write_keeps_every_character_and_microsecond(backend: BaseBackend) -> None:
     # What a flush carries goes through one JSON parameter on PostgreSQL: quotes,
     # backslashes, escapes, line separators, astral characters and JSON-looking text must

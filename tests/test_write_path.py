@@ -17,6 +17,7 @@ from django.test import Client, override_settings
 from active_users import api, clock
 from active_users.backends import Presence, get_backend
 from active_users.backends.buffer import buffer
+from active_users.conf import conf
 from active_users.signals import user_became_active
 from tests.redis_server import RedisServer
 
@@ -135,6 +136,44 @@ def test_a_read_in_the_same_process_sees_the_buffered_refresh(client, make_user)
     [entry] = api.get_active_users_page().users
     assert abs(clock.to_timestamp(entry["last_active"]) - latest) < 0.05
     assert len(buffer) == 0
+
+
+@pytest.mark.usefixtures("backend_name")
+@override_settings(ACTIVE_USERS_KEY_EXPIRE=60, ACTIVE_USERS_TOUCH_INTERVAL=10)
+def test_a_flush_leaves_a_person_another_process_wrote_less_than_half_an_interval_before(
+    backend_name,
+) -> None:
+    # Each process of a fleet refreshes a person once per refresh interval: on the
+    # database, a flush skips the rows another process moved less than half an interval
+    # before, so the fleet writes them about twice per interval, not once per process.
+    assert conf.refresh_step == 5
+    now = time.time()
+    lately, earlier = Presence('["7"]', "7"), Presence('["8"]', "8")
+    get_backend().touch_many([(lately, now - 4), (earlier, now - 6)])  # another process
+    buffer.add(lately, now)
+    buffer.add(earlier, now)
+    assert buffer.flush()
+    seen = get_backend().seen(["7", "8"])
+    assert seen["7"] == pytest.approx(now - 4 if backend_name == "database" else now, abs=1e-3)
+    assert seen["8"] == pytest.approx(now, abs=1e-3)
+
+
+@pytest.mark.parametrize(
+    ("settings", "step"),
+    [
+        ({}, 2.5),  # KEY_EXPIRE 20, TOUCH_INTERVAL 5: half the interval
+        ({"ACTIVE_USERS_TOUCH_INTERVAL": 14}, 2.5),  # (20 - 14 - 1) / 2: never lapses
+        ({"ACTIVE_USERS_TOUCH_INTERVAL": 19}, 0.0),  # no room left
+        ({"ACTIVE_USERS_TOUCH_INTERVAL": 0}, 0.0),  # every request refreshes
+        ({"ACTIVE_USERS_KEY_EXPIRE": 3600, "ACTIVE_USERS_LAST_SEEN_INTERVAL": 60}, 30.0),
+    ],
+)
+def test_the_step_keeps_a_person_refreshed_all_along_counted(settings, step) -> None:
+    with override_settings(**settings):
+        assert conf.refresh_step == step
+        # Stored at most a refresh interval, the step and a flush interval behind.
+        behind = conf.refresh_interval + conf.refresh_step + conf.FLUSH_INTERVAL
+        assert behind <= conf.KEY_EXPIRE
 
 
 @pytest.mark.parametrize("backend_name", ["redis", "redis-cluster"], indirect=True)

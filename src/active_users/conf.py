@@ -91,6 +91,26 @@ class Settings:
         return float(self._get("FLUSH_INTERVAL", 1.0))
 
     @property
+    def refresh_interval(self) -> float:
+        """How often a process refreshes one presence: ``TOUCH_INTERVAL``, and at least once
+        per last-seen interval, so that last seen follows requests whatever ``KEY_EXPIRE``."""
+        if self.LAST_SEEN:
+            return min(self.TOUCH_INTERVAL, self.LAST_SEEN_INTERVAL)
+        return self.TOUCH_INTERVAL
+
+    @property
+    def refresh_step(self) -> float:
+        """A flush moves a stored time forward only by this much or more: a presence that
+        another process wrote moments ago is left as it is, so a fleet writes each active
+        person about twice per refresh interval, not once per process. Half the refresh
+        interval, less when ``KEY_EXPIRE`` leaves less room, so that a presence refreshed
+        all along never lapses (it is stored at most a refresh interval, this step and a
+        flush interval behind its last request)."""
+        refresh = self.refresh_interval
+        room = (self.KEY_EXPIRE - refresh - self.FLUSH_INTERVAL) / 2
+        return max(0.0, min(refresh / 2, room))
+
+    @property
     def BUFFER_SIZE(self) -> int:
         return int(self._get("BUFFER_SIZE", 50_000))
 

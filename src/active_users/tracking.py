@@ -70,9 +70,6 @@ class Policy:
 
     @classmethod
     def current(cls) -> Policy:
-        refresh = conf.TOUCH_INTERVAL
-        if conf.LAST_SEEN:  # last seen follows requests, whatever KEY_EXPIRE is
-            refresh = min(refresh, conf.LAST_SEEN_INTERVAL)
         return cls(
             exclude_url=conf.exclude_url_regex,
             exclude_users=tuple(conf.EXCLUDE_USERS),
@@ -80,7 +77,7 @@ class Policy:
             track_anonymous=conf.TRACK_ANONYMOUS,
             bots=conf.bot_regex,
             session_cookie=settings.SESSION_COOKIE_NAME,
-            refresh_after=refresh,
+            refresh_after=conf.refresh_interval,
             known_for=conf.IDLE_AFTER,
         )
 

@@ -17,6 +17,9 @@ ACTIVE_USERS_BACKEND = "redis"
 ACTIVE_USERS_REDIS_URL = _redis
 ACTIVE_USERS_KEY_PREFIX = os.environ["PRESENCE_PREFIX"]
 ACTIVE_USERS_LAST_SEEN_INTERVAL = 3600
+# Nobody stops being an active user while the module runs: a count pushed to the dashboard
+# goes up by one exactly when a newcomer arrives.
+ACTIVE_USERS_KEY_EXPIRE = 600
 ACTIVE_USERS_PRESENCE_HEARTBEAT = float(os.environ.get("PRESENCE_HEARTBEAT", "0.5"))
 ACTIVE_USERS_PRESENCE_TIMEOUT = float(os.environ.get("PRESENCE_TIMEOUT", "2"))
 ACTIVE_USERS_PRESENCE_GRACE = float(os.environ.get("PRESENCE_GRACE", "1"))

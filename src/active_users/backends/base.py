@@ -199,9 +199,11 @@ class BaseBackend:
         """
         raise NotImplementedError
 
-    def touch_many(self, items: list[tuple[Presence, float]]) -> None:
+    def touch_many(self, items: list[tuple[Presence, float]], min_step: float = 0.0) -> None:
         """Mark each presence active at its time, in one transaction or one round trip (the
-        write-behind buffer's flush). Sends no signal."""
+        write-behind buffer's flush). Sends no signal. A backend may leave a stored time that
+        is less than ``min_step`` seconds older than the new one (the database backend does;
+        Redis, whose writes cost little, keeps the exact latest time)."""
         for presence, when in items:
             self.touch(presence, when)
 
@@ -323,8 +325,8 @@ class BaseBackend:
     async def aclear(self) -> None:
         await sync_to_async(self.clear)()
 
-    async def atouch_many(self, items: list[tuple[Presence, float]]) -> None:
-        await sync_to_async(self.touch_many)(items)
+    async def atouch_many(self, items: list[tuple[Presence, float]], min_step: float = 0.0) -> None:
+        await sync_to_async(self.touch_many)(items, min_step)
 
     async def aremove_session(self, session: str) -> None:
         await sync_to_async(self.remove_session)(session)

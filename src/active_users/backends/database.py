@@ -99,13 +99,15 @@ def bulk_upsert(
     rows: Sequence[Sequence[Any]],
     update: str,
     unique: str,
+    min_step: float = 0.0,
 ) -> None:
     """Insert ``rows`` (values of the fields ``names``, in that order) or, for those whose
-    ``unique`` field exists, move their ``update`` field forward to the row's value (never
-    back: flushes of several processes arrive in any order, as on Redis, whose scores only
-    grow), in the database's own upsert syntax (the one Django's
-    ``bulk_create(update_conflicts=True)`` writes, made conditional), without building a
-    model instance per row: a flush holds hundreds. ``unique`` values must not repeat.
+    ``unique`` field exists, move their ``update`` field (a date-time) forward to the row's
+    value (never back: flushes of several processes arrive in any order, as on Redis, whose
+    scores only grow; and only by ``min_step`` seconds or more), in the database's own
+    upsert syntax (the one Django's ``bulk_create(update_conflicts=True)`` writes, made
+    conditional), without building a model instance per row: a flush holds hundreds.
+    ``unique`` values must not repeat.
 
     PostgreSQL gets one statement whose one parameter is the rows as a JSON array of arrays
     (``jsonb``: parsed once, where ``json`` would be parsed again for every column):
@@ -124,11 +126,12 @@ def bulk_upsert(
             raise TypeError(f"{name!r} is not a column of {model.__name__}")
         fields.append(field)
     columns = {name: str(field.column) for name, field in zip(names, fields, strict=True)}
-    conflict = _forward_only(
+    conflict, step = _forward_only(
         connection,
         ops.quote_name(model._meta.db_table),
         ops.quote_name(columns[update]),
         ops.on_conflict_suffix_sql(fields, OnConflict.UPDATE, [columns[update]], [columns[unique]]),
+        min_step,
     )
     insert = f"INSERT INTO {ops.quote_name(model._meta.db_table)} "
     insert += "(" + ", ".join(map(ops.quote_name, columns.values())) + ")"
@@ -139,7 +142,7 @@ def bulk_upsert(
             )
             cursor.execute(
                 f"{insert} SELECT {typed} FROM jsonb_array_elements(%s::jsonb) AS r {conflict}",
-                [json.dumps(rows, default=_iso, ensure_ascii=False, separators=(",", ":"))],
+                [json.dumps(rows, default=_iso, ensure_ascii=False, separators=(",", ":")), *step],
             )
             return
         moments = [n for n, field in enumerate(fields) if isinstance(field, DateTimeField)]
@@ -154,17 +157,31 @@ def bulk_upsert(
                     values[n] = ops.adapt_datetimefield_value(values[n])
                 parameters += values
             values_sql = ", ".join([row_sql] * len(batch))
-            cursor.execute(f"{insert} VALUES {values_sql} {conflict}", parameters)
+            cursor.execute(f"{insert} VALUES {values_sql} {conflict}", parameters + step)
 
 
-def _forward_only(connection: Any, table: str, column: str, conflict: str) -> str:
+def _forward_only(
+    connection: Any, table: str, column: str, conflict: str, min_step: float
+) -> tuple[str, list[Any]]:
     """Django's ``ON CONFLICT … DO UPDATE SET c = EXCLUDED.c`` (``ON DUPLICATE KEY UPDATE
-    c = VALUE(c)`` on MySQL and MariaDB), made to keep the later of the two values. A row
-    left as it was is not rewritten (on PostgreSQL: no new row version, no index entries)."""
+    c = VALUE(c)`` on MySQL and MariaDB), made to keep the later of the two values, and to
+    keep the stored one unless the new one is at least ``min_step`` seconds later; with the
+    parameters it adds. A row left as it was is not rewritten (on PostgreSQL: no new row
+    version, no index entries)."""
     if connection.vendor == "mysql":
         head, new = conflict.rsplit(" = ", 1)
-        return f"{head} = GREATEST({column}, {new})"
-    return f"{conflict} WHERE {table}.{column} < EXCLUDED.{column}"
+        if not min_step:
+            return f"{head} = GREATEST({column}, {new})", []
+        later = f"{column} + INTERVAL %s MICROSECOND"
+        return f"{head} = IF({new} >= {later}, {new}, {column})", [round(min_step * 1e6)]
+    if not min_step:
+        return f"{conflict} WHERE {table}.{column} < EXCLUDED.{column}", []
+    if connection.vendor == "postgresql":
+        earlier = f"EXCLUDED.{column} - make_interval(secs => %s)"
+        return f"{conflict} WHERE {table}.{column} <= {earlier}", [min_step]
+    # SQLite keeps date-times as text, 'YYYY-MM-DD HH:MM:SS.ffffff', which sorts as it reads.
+    earlier = f"strftime('%%Y-%%m-%%d %%H:%%M:%%f', EXCLUDED.{column}, %s)"
+    return f"{conflict} WHERE {table}.{column} <= {earlier}", [f"-{min_step:.6f} seconds"]
 
 
 def _iso(value: Any) -> str:
@@ -213,10 +230,10 @@ class DatabaseBackend(BaseBackend):
             self._row(self.kind.USER, presence.user_id, presence.user_id, touched),
         ]
 
-    def _upsert(self, rows: list[Row]) -> None:
-        bulk_upsert(self.alias, self.model, Row._fields, rows, update="touched", unique="key")
+    def _upsert(self, rows: list[Row], min_step: float = 0.0) -> None:
+        bulk_upsert(self.alias, self.model, Row._fields, rows, "touched", "key", min_step)
 
-    def touch_many(self, items: list[tuple[Presence, float]]) -> None:
+    def touch_many(self, items: list[tuple[Presence, float]], min_step: float = 0.0) -> None:
         # One row per key with its latest time, in key order: concurrent flushes of several
         # processes then lock rows in the same order and cannot deadlock each other.
         rows: dict[str, Row] = {}
@@ -231,7 +248,7 @@ class DatabaseBackend(BaseBackend):
         def write() -> None:
             with transaction.atomic(using=self.alias):
                 self._commit_without_waiting()
-                self._upsert(ordered)
+                self._upsert(ordered, min_step)
                 if marks:
                     self.unique_model.objects.using(self.alias).bulk_create(
                         list(marks.values()), ignore_conflicts=True

@@ -309,7 +309,7 @@ class RedisBackend(BaseBackend):
             await pipe.execute()
         return bool(result[0])
 
-    def touch_many(self, items: list[tuple[Presence, float]]) -> None:
+    def touch_many(self, items: list[tuple[Presence, float]], min_step: float = 0.0) -> None:
         calls = self._touch_calls(items)
         if calls:
             results = self._run(self._touch_script, [(keys, args) for keys, args, _ in calls])
