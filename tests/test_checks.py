@@ -252,3 +252,11 @@ def test_shards_without_a_cluster_are_allowed_with_a_warning() -> None:
         assert check_shards() == []
     with override_settings(ACTIVE_USERS_REDIS_SHARDS=1):
         assert check_shards() == []
+
+
+@pytest.mark.django_db
+def test_the_migrations_describe_the_models(capsys: pytest.CaptureFixture[str]) -> None:
+    """A site that upgrades gets every schema change from ``migrate``: ``makemigrations``
+    finds nothing left to write."""
+    call_command("makemigrations", "active_users", check=True, dry_run=True)
+    assert "No changes detected" in capsys.readouterr().out

@@ -31,7 +31,10 @@ class ActiveEntry(models.Model):
     """
 
     id = models.BigAutoField(primary_key=True)
-    key = models.CharField(_("key"), max_length=40, unique=True)
+    # Unique by a constraint, not ``unique=True``: on PostgreSQL the field option adds a
+    # second index for ``LIKE`` (``varchar_pattern_ops``) that nothing here uses and every
+    # refresh would update.
+    key = models.CharField(_("key"), max_length=40)
     kind = models.PositiveSmallIntegerField(_("kind"), choices=Kind.choices, default=Kind.ENTRY)
     user_key = models.CharField(_("user id"), max_length=255, blank=True)
     data = models.TextField(_("data"))
@@ -59,6 +62,7 @@ class ActiveEntry(models.Model):
                 ]
             ),
         ]
+        constraints = [models.UniqueConstraint(fields=["key"], name="active_users_key_unique")]
 
     def __str__(self) -> str:
         return self.data
