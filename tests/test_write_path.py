@@ -162,8 +162,9 @@ def test_a_flush_leaves_a_person_another_process_wrote_less_than_half_an_interva
     ("settings", "step"),
     [
         ({}, 2.5),  # KEY_EXPIRE 20, TOUCH_INTERVAL 5: half the interval
-        ({"ACTIVE_USERS_TOUCH_INTERVAL": 14}, 2.5),  # (20 - 14 - 1) / 2: never lapses
-        ({"ACTIVE_USERS_TOUCH_INTERVAL": 19}, 0.0),  # no room left
+        ({"ACTIVE_USERS_TOUCH_INTERVAL": 14}, 2.875),  # (20 - 14 - 0.25) / 2: never lapses
+        ({"ACTIVE_USERS_TOUCH_INTERVAL": 19}, 0.375),  # (20 - 19 - 0.25) / 2
+        ({"ACTIVE_USERS_TOUCH_INTERVAL": 19, "ACTIVE_USERS_FLUSH_INTERVAL": 1}, 0.0),  # no room
         ({"ACTIVE_USERS_TOUCH_INTERVAL": 0}, 0.0),  # every request refreshes
         ({"ACTIVE_USERS_KEY_EXPIRE": 3600, "ACTIVE_USERS_LAST_SEEN_INTERVAL": 60}, 30.0),
     ],

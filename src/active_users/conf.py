@@ -88,7 +88,7 @@ class Settings:
 
     @property
     def FLUSH_INTERVAL(self) -> float:
-        return float(self._get("FLUSH_INTERVAL", 1.0))
+        return float(self._get("FLUSH_INTERVAL", 0.25))
 
     @property
     def refresh_interval(self) -> float:
