@@ -162,8 +162,9 @@ def test_a_flush_leaves_a_person_another_process_wrote_less_than_half_an_interva
     ("settings", "step"),
     [
         ({}, 2.5),  # KEY_EXPIRE 20, TOUCH_INTERVAL 5: half the interval
-        ({"ACTIVE_USERS_TOUCH_INTERVAL": 14}, 2.875),  # (20 - 14 - 0.25) / 2: never lapses
-        ({"ACTIVE_USERS_TOUCH_INTERVAL": 19}, 0.375),  # (20 - 19 - 0.25) / 2
+        # (20 - 14 - 1) / 2: never lapses
+        ({"ACTIVE_USERS_TOUCH_INTERVAL": 14, "ACTIVE_USERS_FLUSH_INTERVAL": 1}, 2.5),
+        ({"ACTIVE_USERS_TOUCH_INTERVAL": 14, "ACTIVE_USERS_FLUSH_INTERVAL": 0.25}, 2.875),
         ({"ACTIVE_USERS_TOUCH_INTERVAL": 19, "ACTIVE_USERS_FLUSH_INTERVAL": 1}, 0.0),  # no room
         ({"ACTIVE_USERS_TOUCH_INTERVAL": 0}, 0.0),  # every request refreshes
         ({"ACTIVE_USERS_KEY_EXPIRE": 3600, "ACTIVE_USERS_LAST_SEEN_INTERVAL": 60}, 30.0),
@@ -175,6 +176,17 @@ def test_the_step_keeps_a_person_refreshed_all_along_counted(settings, step) -> 
         # Stored at most a refresh interval, the step and a flush interval behind.
         behind = conf.refresh_interval + conf.refresh_step + conf.FLUSH_INTERVAL
         assert behind <= conf.KEY_EXPIRE
+
+
+def test_the_buffer_is_written_every_quarter_second_and_every_second_on_sqlite() -> None:
+    from django.db import connection
+
+    with override_settings(ACTIVE_USERS_BACKEND="database"):
+        assert conf.FLUSH_INTERVAL == (1.0 if connection.vendor == "sqlite" else 0.25)
+    with override_settings(ACTIVE_USERS_BACKEND="redis"):
+        assert conf.FLUSH_INTERVAL == 0.25
+    with override_settings(ACTIVE_USERS_BACKEND="database", ACTIVE_USERS_FLUSH_INTERVAL=3):
+        assert conf.FLUSH_INTERVAL == 3
 
 
 @pytest.mark.parametrize("backend_name", ["redis", "redis-cluster"], indirect=True)

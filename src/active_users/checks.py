@@ -264,7 +264,7 @@ RULES: list[tuple[str, Callable[[Any], bool], str, str]] = [
     ("PRESENCE_TIMEOUT", _or_none(_positive), "E008", SECONDS + " or None"),
     ("ACTIVITY_MAX_SKEW", _positive, "E008", SECONDS),
     ("ACTIVITY_HEARTBEAT", _positive, "E008", SECONDS),
-    ("FLUSH_INTERVAL", _positive, "E008", SECONDS),
+    ("FLUSH_INTERVAL", _or_none(_positive), "E008", SECONDS + " or None"),
     ("PRESENCE_TOKEN_MAX_AGE", _positive, "E008", SECONDS),
     # 0: write on every request, retry a failing store at once, no grace, no throttle.
     ("TOUCH_INTERVAL", _or_none(_non_negative), "E008", SECONDS_OR_ZERO + " or None"),

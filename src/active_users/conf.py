@@ -88,7 +88,15 @@ class Settings:
 
     @property
     def FLUSH_INTERVAL(self) -> float:
-        return float(self._get("FLUSH_INTERVAL", 0.25))
+        value = self._get("FLUSH_INTERVAL", None)
+        if value is not None:
+            return float(value)
+        # A write is a burst of work for the store, and a request that meets one waits:
+        # small writes often. But each write to SQLite is a commit that rewrites whole pages
+        # of the file, so there fewer, larger ones cost less.
+        from active_users.backends import writes_to_sqlite
+
+        return 1.0 if writes_to_sqlite() else 0.25
 
     @property
     def refresh_interval(self) -> float:

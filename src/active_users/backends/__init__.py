@@ -8,6 +8,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.signals import setting_changed
+from django.db import connections
 from django.dispatch import receiver
 from django.utils.module_loading import import_string
 
@@ -31,6 +32,7 @@ __all__ = [
     "Uniques",
     "backend_path",
     "get_backend",
+    "writes_to_sqlite",
 ]
 
 ALIASES = {
@@ -48,6 +50,11 @@ def backend_path() -> str:
         default_cache = settings.CACHES.get("default", {})
         name = "redis" if conf.REDIS_URL or is_redis_cache(default_cache) else "database"
     return ALIASES.get(name, name)
+
+
+def writes_to_sqlite() -> bool:
+    """Whether the backend is the database one, on SQLite."""
+    return backend_path() == ALIASES["database"] and connections[conf.DATABASE].vendor == "sqlite"
 
 
 def get_backend() -> BaseBackend:
