@@ -337,6 +337,10 @@ def main() -> None:
     if parts != {"request", "sizes", "serve"} and saved.exists():  # a partial run updates
         results = {**json.loads(saved.read_text()), "machine": results["machine"]}
         results["command"] += f"; then {' '.join(sys.argv)}"
+    # A partial run keeps the other parts' figures: each part names the machine it ran on.
+    machines = results.setdefault("machines", {})
+    for part in parts & {"request", "sizes", "serve"}:
+        machines[part] = results["machine"]
     began = time.monotonic()
     try:
         for subject, store, label in SUBJECTS if parts & {"request", "sizes"} else []:
@@ -388,7 +392,15 @@ def machine() -> str:
 
 
 def render(results: dict[str, Any]) -> str:
-    lines = ["# Benchmarks", "", f"Machine: {results['machine']}.", "",
+    machines = results.get("machines", {})
+    if len(set(machines.values())) > 1:
+        names = {"request": "per request", "sizes": "count and page", "serve": "served runs"}
+        machine_line = "Machines: " + "; ".join(
+            f"{names[part]}: {name}" for part, name in sorted(machines.items())
+        )
+    else:
+        machine_line = f"Machine: {results['machine']}"
+    lines = ["# Benchmarks", "", f"{machine_line}.", "",
              f"Command: `{results['command'].replace(str(ROOT) + '/', '')}`"
              + (f" (took {results['seconds']} s)." if results.get("seconds") else ""), "",
              "## Per request, through Django's WSGI handler",
