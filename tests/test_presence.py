@@ -263,21 +263,23 @@ async def test_members_on_two_servers_see_each_other_join_and_leave(site: Site) 
 async def test_three_tabs_are_one_person_and_a_reload_is_no_leave(site: Site) -> None:
     room = "three-tabs"
     watcher = await Member.join(site.ports[0], room, site.sessions[2])
-    tabs = [await Member.join(site.ports[n % 2], room, site.sessions[3]) for n in range(3)]
-    await watcher.wait("presence.join", named("load3"))
-    with site.settings():
-        assert present_count(room) == 2
-    for tab in tabs[:2]:
-        await tab.close()
-    await tabs[2].close()  # the last tab reloads: closes and opens again within the grace
-    tabs = [await Member.join(site.ports[1], room, site.sessions[3])]
-    await asyncio.sleep(2.5)  # grace (1 s) and a sweep long past
-    assert len([m for m in watcher.seen("presence.join") if named("load3")(m)]) == 1
-    assert watcher.seen("presence.leave") == []
-    await tabs[0].close()
-    left = await watcher.wait("presence.leave", named("load3"), timeout=5)
-    assert left["count"] == 1
-    await watcher.close()
+    try:
+        tabs = [await Member.join(site.ports[n % 2], room, site.sessions[3]) for n in range(3)]
+        await watcher.wait("presence.join", named("load3"))
+        with site.settings():
+            assert present_count(room) == 2
+        for tab in tabs[:2]:
+            await tab.close()
+        await tabs[2].close()  # the last tab reloads: closes and opens again within the grace
+        tabs = [await Member.join(site.ports[1], room, site.sessions[3])]
+        await asyncio.sleep(2.5)  # grace (1 s) and a sweep long past
+        assert len([m for m in watcher.seen("presence.join") if named("load3")(m)]) == 1
+        assert watcher.seen("presence.leave") == []
+        await tabs[0].close()
+        left = await watcher.wait("presence.leave", named("load3"), timeout=5)
+        assert left["count"] == 1
+    finally:  # a failure here must not leave a socket for the next test's collector
+        await watcher.close()
 
 
 async def test_a_client_that_goes_silent_is_swept_after_the_timeout(site: Site) -> None:
