@@ -31,7 +31,7 @@ import redis.asyncio as aioredis
 from django.core.signals import setting_changed
 from django.dispatch import Signal, receiver
 
-from active_users.backends.redis import RedisBackend, connection_settings
+from active_users.backends.redis import RedisBackend, async_options, connection_settings
 from active_users.conf import conf
 
 __all__ = [
@@ -182,11 +182,14 @@ class PresenceStore:
         if found is None:
             if conf.REDIS_CLUSTER:
                 client = RedisBackend._client_class(asynchronous=True).from_url(
-                    self.url, **self.options
+                    self.url, **async_options(self.options)
                 )
             else:
                 pool = aioredis.BlockingConnectionPool.from_url(
-                    self.url, max_connections=POOL_SIZE, timeout=TIMEOUT * 2, **self.options
+                    self.url,
+                    max_connections=POOL_SIZE,
+                    timeout=TIMEOUT * 2,
+                    **async_options(self.options),
                 )
                 client = aioredis.Redis(connection_pool=pool)
             found = self._async[loop] = (client, client.register_script(PRESENCE_SCRIPT))

@@ -35,6 +35,7 @@ import redis
 import redis.asyncio as aioredis
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
 from redis.commands.core import AsyncScript
 from redis.retry import Retry
@@ -94,6 +95,12 @@ def connection_settings() -> tuple[str, dict[str, Any]]:
         retry=Retry(NoBackoff(), 0),
     )
     return url, options
+
+
+def async_options(options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` for an asyncio client: its own ``Retry`` class (redis-py warns when it is
+    given the sync one, and converts it)."""
+    return {**options, "retry": AsyncRetry(NoBackoff(), 0)}
 
 
 DAY = 86400
@@ -173,7 +180,9 @@ class RedisBackend(BaseBackend):
         loop = asyncio.get_running_loop()
         found = self._async_clients.get(loop)
         if found is None:
-            client = self._client_class(asynchronous=True).from_url(self.url, **self.options)
+            client = self._client_class(asynchronous=True).from_url(
+                self.url, **async_options(self.options)
+            )
             found = self._async_clients[loop] = (client, client.register_script(TOUCH_SCRIPT))
         return found
 
