@@ -56,6 +56,7 @@ class WriteBehind:
         self._lock = threading.Lock()
         self._flushing = threading.Lock()
         self._pending: dict[Presence, float] = {}
+        self._size: int | None = None  # conf.BUFFER_SIZE, read once (a missing setting is slow)
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._refusing = False
@@ -65,9 +66,12 @@ class WriteBehind:
 
     def add(self, presence: Presence, when: float) -> bool:
         """Hold ``presence`` as active at ``when``; False when the buffer is full."""
+        size = self._size
+        if size is None:
+            size = self._size = conf.BUFFER_SIZE
         with self._lock:
             pending = self._pending
-            if presence not in pending and len(pending) >= conf.BUFFER_SIZE:
+            if presence not in pending and len(pending) >= size:
                 if not self._refusing:
                     self._refusing = True
                     logger.warning(
@@ -203,6 +207,7 @@ def _setting_changed(*, setting: str, **kwargs: object) -> None:
     if setting.startswith("ACTIVE_USERS_") or setting in {"CACHES", "DATABASES"}:
         with buffer._lock:
             buffer._pending = {}
+            buffer._size = None
 
 
 setting_changed.connect(_setting_changed)

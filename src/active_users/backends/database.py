@@ -41,8 +41,9 @@ from active_users.signals import user_became_active
 
 FLUSH_KEY = "last-seen-flush"
 CATCH_UP_KEY = "last-seen-catch-up"
-# How many (day, person) marks a process remembers before it starts over.
+# How many (day, person) marks, and row keys, a process remembers before it starts over.
 MAX_NOTED = 100_000
+MAX_KEYS = 100_000
 
 
 class Row(NamedTuple):
@@ -148,13 +149,18 @@ def bulk_upsert(
         moments = [n for n, field in enumerate(fields) if isinstance(field, DateTimeField)]
         size = max(1, ops.bulk_batch_size(fields, rows))
         row_sql = "(" + ", ".join(["%s"] * len(fields)) + ")"
+        adapted: dict[Any, Any] = {}  # a person's rows share their time
         for start in range(0, len(rows), size):
             batch = rows[start : start + size]
             parameters: list[Any] = []
             for row in batch:
                 values = list(row)
                 for n in moments:
-                    values[n] = ops.adapt_datetimefield_value(values[n])
+                    value = values[n]
+                    found = adapted.get(value)
+                    if found is None:
+                        found = adapted[value] = ops.adapt_datetimefield_value(value)
+                    values[n] = found
                 parameters += values
             values_sql = ", ".join([row_sql] * len(batch))
             cursor.execute(f"{insert} VALUES {values_sql} {conflict}", parameters + step)
@@ -209,6 +215,9 @@ class DatabaseBackend(BaseBackend):
         self._noted_day: date | None = None
         self._noted: set[tuple[int, str]] = set()
         self._noted_lock = threading.Lock()
+        # Row keys by (kind, member): a flush builds hundreds of rows, mostly the same people
+        # as the flush before.
+        self._keys: dict[tuple[int, str], str] = {}
 
     @property
     def objects(self):  # type: ignore[no-untyped-def]
@@ -217,7 +226,12 @@ class DatabaseBackend(BaseBackend):
     def _row(
         self, kind: int, member: str, user_id: str, touched: datetime, session: str = ""
     ) -> Row:
-        digest = hashlib.blake2b(f"{kind}:{member}".encode(), digest_size=20).hexdigest()
+        digest = self._keys.get((kind, member))
+        if digest is None:
+            if len(self._keys) >= MAX_KEYS:
+                self._keys.clear()
+            digest = hashlib.blake2b(f"{kind}:{member}".encode(), digest_size=20).hexdigest()
+            self._keys[(kind, member)] = digest
         return Row(digest, kind, user_id, member, touched, session)
 
     def _rows(self, presence: Presence, touched: datetime) -> list[Row]:
