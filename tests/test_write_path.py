@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -293,6 +294,74 @@ def test_the_buffer_holds_touches_through_an_outage_bounded_and_drains_after(
             assert api.get_active_users_count() == 8
     finally:
         server.close()
+
+
+def sent_to_postgresql(call) -> list[str]:  # type: ignore[no-untyped-def]
+    """The queries ``call()`` sends on the default connection, as libpq traces them."""
+    from django.db import connection
+    from psycopg.pq import Trace
+
+    connection.ensure_connection()
+    pgconn = connection.connection.pgconn
+    with tempfile.TemporaryFile("w+") as trace:
+        pgconn.trace(trace.fileno())
+        pgconn.set_trace_flags(Trace.SUPPRESS_TIMESTAMPS | Trace.REGRESS_MODE)
+        try:
+            call()
+        finally:
+            pgconn.untrace()
+        trace.seek(0)
+        return [line.split("\t", 3)[3] for line in trace if line.startswith("F\t")]
+
+
+def synchronous_commit() -> str:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW synchronous_commit")
+        return str(cursor.fetchone()[0])
+
+
+@pytest.mark.django_db(transaction=True)
+@override_settings(ACTIVE_USERS_BACKEND="database")
+def test_a_flush_on_postgresql_is_one_round_trip_that_does_not_wait_for_the_disk(
+    vendor,
+) -> None:
+    # Each round trip is a wait of the writer thread and a handover of the GIL to and from
+    # the request being served: one statement, its own transaction, committed without
+    # waiting for the WAL (set for that transaction only).
+    if vendor != "postgresql":
+        pytest.skip("PostgreSQL's round trips")
+    now = time.time()
+    people = [Presence(f'["{n}"]', str(n)) for n in range(50)]
+    get_backend().touch_many([(person, now - 10) for person in people])
+    for person in people:
+        buffer.add(person, now)
+    sent = sent_to_postgresql(buffer.flush)
+    assert len(sent) == 1, sent
+    assert "'synchronous_commit', 'off', true" in sent[0]
+    assert get_backend().seen(["0", "49"]) == pytest.approx({"0": now, "49": now}, abs=1e-3)
+    assert synchronous_commit() == "on"
+
+
+@pytest.mark.django_db
+@override_settings(ACTIVE_USERS_BACKEND="database", **REFRESH_EVERY_REQUEST)
+def test_writes_inside_the_hosts_transaction_leave_its_commit_as_it_was(vendor, make_user) -> None:
+    # A flush from a read in a view under ATOMIC_REQUESTS, or a user recorded from one, runs
+    # inside the host's transaction: the host's commit stays durable.
+    if vendor != "postgresql":
+        pytest.skip("PostgreSQL's synchronous_commit")
+    from django.db import transaction
+
+    from active_users.tracking import record_user
+
+    with transaction.atomic():
+        user = make_user()
+        record_user(user)  # a first touch
+        buffer.add(Presence('["7"]', "7"), time.time())
+        assert buffer.flush()
+        assert synchronous_commit() == "on"
+    assert stored_time(user) is not None and get_backend().seen(["7"])
 
 
 @pytest.mark.usefixtures("backend_name")
