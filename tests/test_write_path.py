@@ -342,6 +342,11 @@ def test_a_flush_on_postgresql_is_one_round_trip_that_does_not_wait_for_the_disk
     assert "'synchronous_commit', 'off', true" in sent[0]
     assert get_backend().seen(["0", "49"]) == pytest.approx({"0": now, "49": now}, abs=1e-3)
     assert synchronous_commit() == "on"
+    # A first touch is one transaction: the setting rides on its upsert too.
+    sent = sent_to_postgresql(lambda: get_backend().touch(Presence("visitor")))
+    assert [query.split()[0] for query in sent] == ['"BEGIN"', '"INSERT', '"INSERT', '"COMMIT"']
+    assert "'synchronous_commit', 'off', true" in sent[1]
+    assert synchronous_commit() == "on"
 
 
 @pytest.mark.django_db

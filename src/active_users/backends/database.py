@@ -121,8 +121,8 @@ def bulk_upsert(
     the writer thread more than the write itself: 16 ms against 0.6 ms for 400 presences),
     and ``json.dumps`` runs in C. The others get multi-row ``VALUES`` per
     ``bulk_batch_size``. Values are str, int, None or datetime. ``quick_commit``, on
-    PostgreSQL: the statement's transaction commits without waiting for the WAL to reach the
-    disk (set by the statement itself, so that in autocommit it is one round trip)."""
+    PostgreSQL: the transaction the statement runs in commits without waiting for the WAL
+    to reach the disk (set by the statement itself: no round trip of its own)."""
     if not rows:
         return
     connection = connections[alias]
@@ -272,19 +272,17 @@ class DatabaseBackend(BaseBackend):
         marks = self._unnoted(items) if conf.HISTORY else {}
 
         connection = connections[self.alias]
-        own = connection.get_autocommit()  # not inside the host's transaction
+        quick = self._quick_commit()
 
         def write() -> None:
-            if connection.vendor == "postgresql" and own and not marks:
+            if connection.vendor == "postgresql" and quick and not marks:
                 # One statement in autocommit: one round trip. Each of BEGIN, SET and COMMIT
                 # would be another wait of the writer thread, and another handover of the
                 # GIL to and from the request being served.
-                self._upsert(ordered, min_step, quick_commit=own)
+                self._upsert(ordered, min_step, quick_commit=True)
                 return
             with transaction.atomic(using=self.alias):
-                if own:
-                    self._commit_without_waiting()
-                self._upsert(ordered, min_step)
+                self._upsert(ordered, min_step, quick_commit=quick)
                 if marks:
                     self.unique_model.objects.using(self.alias).bulk_create(
                         list(marks.values()), ignore_conflicts=True
@@ -325,28 +323,26 @@ class DatabaseBackend(BaseBackend):
         return bool(_retrying(lambda: self._write_in_transaction(presence, rows, now)))
 
     def _write_in_transaction(self, presence: Presence, rows: list[Row], now: float | None) -> bool:
-        own = connections[self.alias].get_autocommit()
+        quick = self._quick_commit()
         with transaction.atomic(using=self.alias):
-            if own:
-                self._commit_without_waiting()
-            return self._write(presence, rows, now, lambda call: call())
+            return self._write(presence, rows, now, lambda call: call(), quick)
 
-    def _commit_without_waiting(self) -> None:
+    def _quick_commit(self) -> bool:
         """Presence is fleeting: on PostgreSQL a crash may lose the last few milliseconds of
-        it, and in exchange the commit does not wait for the WAL to reach the disk. Only in
-        a transaction of this package's own: the host's commits are not its to hurry."""
-        connection = connections[self.alias]
-        if connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                cursor.execute("SET LOCAL synchronous_commit TO OFF")
+        it, and in exchange its commits do not wait for the WAL to reach the disk. Only in
+        transactions of this package's own (none is open on the connection): the host's
+        commits are not its to hurry."""
+        return bool(connections[self.alias].get_autocommit())
 
-    def _write(self, presence: Presence, rows: list[Row], now: float | None, run: Any) -> bool:
+    def _write(
+        self, presence: Presence, rows: list[Row], now: float | None, run: Any, quick: bool = False
+    ) -> bool:
         """The touch's statements, each through ``run`` (which retries deadlocks when each
         statement is its own transaction; a retried statement had no effect)."""
         returning = False
         if not presence.anonymous and user_became_active.has_listeners():
             returning = run(lambda: self._returning(rows[1], now))
-        run(lambda: self._upsert(rows))
+        run(lambda: self._upsert(rows, quick_commit=quick))
         if conf.HISTORY:
             run(lambda: self._note_unique(presence, now))
         return returning
