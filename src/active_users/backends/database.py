@@ -44,6 +44,8 @@ CATCH_UP_KEY = "last-seen-catch-up"
 # How many (day, person) marks, and row keys, a process remembers before it starts over.
 MAX_NOTED = 100_000
 MAX_KEYS = 100_000
+# ``SET LOCAL synchronous_commit TO OFF`` as a function in FROM: it rides on the statement.
+QUICK_COMMIT = "set_config('synchronous_commit', 'off', true) AS quick"
 
 
 class Row(NamedTuple):
@@ -73,10 +75,6 @@ def _retryable(exc: OperationalError) -> bool:
     if exc.args:
         codes.add(exc.args[0])
     return bool(codes & RETRYABLE)
-
-
-# ``SET LOCAL synchronous_commit TO OFF`` as a function in FROM: it rides on the statement.
-QUICK_COMMIT = "set_config('synchronous_commit', 'off', true) AS quick"
 
 
 def _retrying(call: Any) -> Any:
@@ -325,7 +323,7 @@ class DatabaseBackend(BaseBackend):
     def _write_in_transaction(self, presence: Presence, rows: list[Row], now: float | None) -> bool:
         quick = self._quick_commit()
         with transaction.atomic(using=self.alias):
-            return self._write(presence, rows, now, lambda call: call(), quick)
+            return self._write(presence, rows, now, lambda call: call(), quick_commit=quick)
 
     def _quick_commit(self) -> bool:
         """Presence is fleeting: on PostgreSQL a crash may lose the last few milliseconds of
@@ -335,14 +333,19 @@ class DatabaseBackend(BaseBackend):
         return bool(connections[self.alias].get_autocommit())
 
     def _write(
-        self, presence: Presence, rows: list[Row], now: float | None, run: Any, quick: bool = False
+        self,
+        presence: Presence,
+        rows: list[Row],
+        now: float | None,
+        run: Any,
+        quick_commit: bool = False,
     ) -> bool:
         """The touch's statements, each through ``run`` (which retries deadlocks when each
         statement is its own transaction; a retried statement had no effect)."""
         returning = False
         if not presence.anonymous and user_became_active.has_listeners():
             returning = run(lambda: self._returning(rows[1], now))
-        run(lambda: self._upsert(rows, quick_commit=quick))
+        run(lambda: self._upsert(rows, quick_commit=quick_commit))
         if conf.HISTORY:
             run(lambda: self._note_unique(presence, now))
         return returning
