@@ -1,7 +1,7 @@
 """Benchmarks of this package against django-active-users 0.4.1 and django-online-users 0.1.
 
     .venv/bin/python benchmarks/run.py --quick      # about two minutes
-    .venv/bin/python benchmarks/run.py              # the full run, about seven minutes
+    .venv/bin/python benchmarks/run.py              # the full run, about half an hour
 
 The peers are installed from PyPI into ``benchmarks/.venv-peers`` (they share the import
 name ``active_users`` with this package, so they cannot live in its environment). Each
@@ -51,6 +51,8 @@ request = function()
 end
 """
 WRK_THREADS = 2
+LEAD_IN = 2  # seconds of load before each measured run
+FLUSH_INTERVAL = 1.0  # the package's default on SQLite (0.25 s on the other stores)
 
 
 def peers_python() -> str:
@@ -120,17 +122,22 @@ class Bench:
             self.templates[(subject, store)] = found
         return found
 
-    def env(self, subject: str, store: str, **extra: Any) -> dict[str, str]:
+    def env(
+        self, subject: str, store: str, flush_redis: bool = True, **extra: Any
+    ) -> dict[str, str]:
         template = self.template(subject, store)
         if store == "postgres":
             database = self.databases.new(template)
         else:
             database = str(self.tmp / f"{uuid.uuid4().hex[:8]}.sqlite3")
             shutil.copyfile(template, database)
-        return self._env(subject, store, database, **extra)
+        return self._env(subject, store, database, flush_redis, **extra)
 
-    def _env(self, subject: str, store: str, database: str, **extra: Any) -> dict[str, str]:
-        self.redis.client().flushall()
+    def _env(
+        self, subject: str, store: str, database: str, flush_redis: bool = True, **extra: Any
+    ) -> dict[str, str]:
+        if flush_redis:
+            self.redis.client().flushall()
         env = {**os.environ, "BENCH_SUBJECT": subject, "BENCH_STORE": store,
                "BENCH_REDIS_URL": self.redis.url, "BENCH_DATABASE": database}  # fmt: skip
         env.update({k: str(v) for k, v in extra.items()})
@@ -148,22 +155,24 @@ class Bench:
             raise RuntimeError(f"{subject}/{store}/{task} failed:\n{done.stderr[-3000:]}")
         return json.loads(done.stdout.strip().splitlines()[-1])
 
-    def serve(
-        self, subject: str, store: str, users: int, seconds: int, server: str = "wsgi"
-    ) -> dict[str, Any]:
-        """gunicorn (2 sync workers, or 2 uvicorn workers for ASGI) under wrk from a second
-        process, sessions in the database. Every user is requested a few times first, so
-        that the measured seconds are the steady state of a site whose users were already
-        seen by each worker (a user's first request to a worker writes at once)."""
+    def start(self, subject: str, store: str, label: str, users: int, server: str) -> Served:
+        """gunicorn (2 sync workers, or 2 uvicorn workers for ASGI), sessions in the
+        database, every user requested a few times, so that what is measured next is the
+        steady state of a site whose users were already seen by each worker (a user's
+        first request to a worker writes at once)."""
         extra = {"BENCH_WSGI": 1, "BENCH_SESSIONS": "db"}
         if server == "asgi":
             extra["BENCH_ASGI"] = 1
-        env = self.env(subject, store, BENCH_TASK="cookies", BENCH_USERS=users, **extra)
+        # One running server at a time uses the Redis server, emptied before it starts.
+        env = self.env(subject, store, flush_redis=store == "redis", BENCH_TASK="cookies",
+                       BENCH_USERS=users, **extra)  # fmt: skip
         done = subprocess.run([self.python(subject), str(HERE / "worker.py")], env=env,
                               capture_output=True, text=True, check=True)  # fmt: skip
         cookies = json.loads(done.stdout.strip().splitlines()[-1])
-        (self.tmp / "cookies.txt").write_text("\n".join(cookies) + "\n")
-        (self.tmp / "wrk.lua").write_text(WRK_SCRIPT % (self.tmp / "cookies.txt", WRK_THREADS))
+        name = uuid.uuid4().hex[:8]
+        (self.tmp / f"{name}.txt").write_text("\n".join(cookies) + "\n")
+        script = self.tmp / f"{name}.lua"
+        script.write_text(WRK_SCRIPT % (self.tmp / f"{name}.txt", WRK_THREADS))
         from tests.redis_server import free_port
 
         port = free_port()
@@ -173,78 +182,132 @@ class Bench:
             gunicorn += ["-k", "uvicorn.workers.UvicornWorker"]
         process = subprocess.Popen(gunicorn, env=env, stdout=subprocess.DEVNULL,
                                    stderr=subprocess.DEVNULL)  # fmt: skip
+        served = Served(subject, store, label, env, port, script, process)
         try:
             wait_for_port(port)
             warm(port, cookies, rounds=4 if self.quick else 8)
+        except BaseException:
+            self.stop(served)
+            raise
+        return served
+
+    def load(self, served: Served, seconds: int) -> dict[str, Any]:
+        """wrk from a second process: 2 s to settle (not measured: the server may have been
+        idle while another was measured), then ``seconds`` measured."""
+        for duration in (LEAD_IN, seconds):
             run = subprocess.run(
-                ["wrk", f"-t{WRK_THREADS}", "-c16", f"-d{seconds}s", "--latency", "-s",
-                 str(self.tmp / "wrk.lua"), f"http://127.0.0.1:{port}/"],
+                ["wrk", f"-t{WRK_THREADS}", "-c16", f"-d{duration}s", "--latency", "-s",
+                 str(served.script), f"http://127.0.0.1:{served.port}/"],
                 capture_output=True, text=True, check=True,
             )  # fmt: skip
-        finally:
-            process.terminate()
-            process.wait(20)
         out = run.stdout
-        result = {
+        return {
             "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1]),  # type: ignore[index]
             "p99_ms": _ms(re.search(r"99%\s+([\d.]+\w+)", out)[1]),  # type: ignore[index]
             "errors": int(m[1]) if (m := re.search(r"Non-2xx or 3xx responses: (\d+)", out)) else 0,
         }
-        if subject == "ours":
-            env["BENCH_TASK"] = "count"
-            for name in extra:
-                env.pop(name)
-            count = subprocess.run([sys.executable, str(HERE / "worker.py")], env=env,
-                                   capture_output=True, text=True, check=True)  # fmt: skip
-            result["active_after"] = json.loads(count.stdout.strip().splitlines()[-1])
-        return result
+
+    def count(self, served: Served) -> int:
+        """The distinct active users in the store, read by a process of its own."""
+        env = {**served.env, "BENCH_TASK": "count"}
+        for name in ("BENCH_WSGI", "BENCH_SESSIONS", "BENCH_ASGI"):
+            env.pop(name, None)
+        done = subprocess.run([sys.executable, str(HERE / "worker.py")], env=env,
+                              capture_output=True, text=True, check=True)  # fmt: skip
+        return int(json.loads(done.stdout.strip().splitlines()[-1]))
+
+    def stop(self, served: Served) -> None:
+        served.process.terminate()  # the workers write what they hold as they exit
+        served.process.wait(20)
+
+
+class Served:
+    """A running, warmed server of one subject."""
+
+    def __init__(self, subject: str, store: str, label: str, env: dict[str, str], port: int,
+                 script: Path, process: subprocess.Popen[bytes]) -> None:  # fmt: skip
+        self.subject, self.store, self.label = subject, store, label
+        self.env, self.port, self.script, self.process = env, port, script, process
 
 
 def serve_rounds(bench: Bench, server: str, blocks: list[Any], users: int, seconds: int,
                  rounds: int) -> dict[str, Any]:  # fmt: skip
-    """Bare Django at the start of every round and once more at the end, the other subjects
-    between, their order rotated each round so that none always runs right after bare Django.
-    Each run is compared with the two bare runs around its round (the mean of their
-    requests/s and of their p99), which takes out the machine's drift from minute to minute;
-    each subject reports the medians of its runs' figures and of those ratios."""
+    """Each block's servers (bare Django and the subjects on its database) run side by side,
+    started and warmed once; they are measured one at a time, the others idle. Bare Django
+    is measured at the start of every round and once more at the end, the subjects between,
+    their order rotated each round so that none always runs right after bare Django. Each
+    run is compared with the two bare runs around its round (the mean of their requests/s
+    and of their p99): runs seconds apart, which takes out the machine's drift from minute
+    to minute. Each subject reports the medians of its runs' figures and of those ratios.
+    This package's distinct active count is read after each of its runs, from another
+    process while the server runs, and once more after the server stopped. The peers
+    (WSGI only) are measured once each, after the rounds, between two more bare runs."""
     rows: dict[str, Any] = {}
     for database, subjects in blocks:
-        bare = ("bare", database, f"bare Django, {NAMES[database]}")
-        schedule: list[tuple[tuple[str, str, str], int]] = []
+        rows.update(serve_block(bench, server, database, subjects, users, seconds, rounds))
+    return rows
+
+
+def serve_block(bench: Bench, server: str, database: str, subjects: list[Any], users: int,
+                seconds: int, rounds: int) -> dict[str, Any]:  # fmt: skip
+    rows: dict[str, Any] = {}
+    bare_label = f"bare Django, {NAMES[database]}"
+    bare = bench.start("bare", database, bare_label, users, server)
+    servers = [bench.start(*subject, users, server) for subject in subjects]
+    runs: dict[str, list[dict[str, Any]]] = {}
+    counts: dict[str, list[int]] = {}
+
+    def measure(served: Served, round_: int) -> None:
+        print(f"{server}: round {round_ + 1}: {served.label}: wrk", flush=True)
+        result = bench.load(served, seconds)
+        runs.setdefault(served.label, []).append({**result, "round": round_})
+        if served.subject == "ours":
+            time.sleep(2 * FLUSH_INTERVAL)  # what the workers hold reaches the store
+            counts.setdefault(served.label, []).append(bench.count(served))
+
+    try:
         for round_ in range(rounds + 1):
-            schedule.append((bare, round_))
+            measure(bare, round_)
             if round_ == rounds:
                 break
-            turn = subjects[round_ % len(subjects) :] + subjects[: round_ % len(subjects)]
-            if round_ == 0 and server == "wsgi":
-                turn += PEERS_SERVED.get(database, [])
-            schedule += [(subject, round_) for subject in turn]
-        runs: dict[str, list[dict[str, Any]]] = {}
-        for (subject, store, label), round_ in schedule:
-            print(f"{server}: round {round_ + 1}: {label}: gunicorn under wrk", flush=True)
-            result = bench.serve(subject, store, users, seconds, server)
-            runs.setdefault(label, []).append({**result, "round": round_})
-        bares = runs[bare[2]]  # one per round, and the last
-        for label, done in runs.items():
-            rows[label] = {
-                "rps": statistics.median(r["rps"] for r in done),
-                "p99_ms": statistics.median(r["p99_ms"] for r in done),
-                "errors": sum(r["errors"] for r in done),
-                "runs": done,
-                "baseline": bare[2],
-            }
-            if label != bare[2]:
-                around = [(bares[r["round"]], bares[r["round"] + 1]) for r in done]
-                rows[label]["rps_vs_bare"] = statistics.median(
-                    r["rps"] / ((b["rps"] + a["rps"]) / 2) for r, (b, a) in zip(done, around)
-                )
-                rows[label]["p99_vs_bare"] = statistics.median(
-                    r["p99_ms"] / ((b["p99_ms"] + a["p99_ms"]) / 2)
-                    for r, (b, a) in zip(done, around)
-                )
-            after = sorted({r["active_after"] for r in done if "active_after" in r})
-            if after:
-                rows[label]["active_after"] = " to ".join(map(str, sorted({after[0], after[-1]})))
+            for served in servers[round_ % len(servers) :] + servers[: round_ % len(servers)]:
+                measure(served, round_)
+                if round_ == rounds - 1:  # its last run: stopped, and counted again at once
+                    bench.stop(served)
+                    if served.subject == "ours":
+                        counts[served.label].append(bench.count(served))
+        for round_, peer in enumerate(PEERS_SERVED.get(database, []) if server == "wsgi" else [],
+                                      start=rounds):  # fmt: skip
+            served = bench.start(*peer, users, server)
+            try:
+                measure(served, round_)
+            finally:
+                bench.stop(served)
+            measure(bare, round_ + 1)
+    finally:
+        for served in [bare, *servers]:
+            bench.stop(served)
+    bares = runs[bare_label]  # one per round, and the last
+    for label, done in runs.items():
+        rows[label] = {
+            "rps": statistics.median(r["rps"] for r in done),
+            "p99_ms": statistics.median(r["p99_ms"] for r in done),
+            "errors": sum(r["errors"] for r in done),
+            "runs": done,
+            "baseline": bare_label,
+        }
+        if label != bare_label:
+            around = [(bares[r["round"]], bares[r["round"] + 1]) for r in done]
+            rows[label]["rps_vs_bare"] = statistics.median(
+                r["rps"] / ((b["rps"] + a["rps"]) / 2) for r, (b, a) in zip(done, around)
+            )
+            rows[label]["p99_vs_bare"] = statistics.median(
+                r["p99_ms"] / ((b["p99_ms"] + a["p99_ms"]) / 2) for r, (b, a) in zip(done, around)
+            )
+        if label in counts:
+            seen = sorted(set(counts[label]))
+            rows[label]["active_after"] = " to ".join(map(str, sorted({seen[0], seen[-1]})))
+            rows[label]["counts"] = counts[label]
     return rows
 
 
@@ -362,6 +425,7 @@ def main() -> None:
         if shutil.which("wrk") and "serve" in parts:
             results["serve"] = {k: v for k, v in results["serve"].items() if k in ("wsgi", "asgi")}
             results["rounds"], results["sqlite_journal"] = args.rounds, args.sqlite_journal
+            results["seconds_per_run"] = seconds
             # The Redis backend keeps its sessions on SQLite, so bare SQLite is its baseline.
             blocks = [
                 ("sqlite", [("ours", "sqlite", "this package, SQLite"),
@@ -444,12 +508,17 @@ def render(results: dict[str, Any]) -> str:
         if server not in servers:
             continue
         lines += ["", f"## {servers[server]}, under wrk (2 threads, 16 connections), {results.get('users', 1000):,} users", "",
-                  "Sessions in the database; every user requested a few times before the measured "
-                  f"seconds. {results.get('rounds', 1)} round(s): bare Django on the same database "
-                  "first in every round and once more at the end, the other subjects between it, "
-                  "their order rotated. *requests/s* and *p99*: medians of a subject's runs; "
-                  "*vs bare*: the median of each run's ratio to the mean of the two bare runs "
-                  "around its round. "
+                  "Sessions in the database. The servers of a database (bare Django and the "
+                  "subjects on it) run side by side, each started once and every user requested "
+                  "a few times first, and are measured one at a time while the others idle: "
+                  f"{results.get('rounds', 1)} round(s) of {results.get('seconds_per_run', 10)} s "
+                  "runs, each after 2 s of load not measured, bare Django first in every round "
+                  "and once more at the end, the other subjects between, their order rotated "
+                  "(the peers once each, after the rounds). *requests/s* and *p99*: medians of "
+                  "a subject's runs; *vs bare*: the median of each run's ratio to the mean of "
+                  "the two bare runs around its round, seconds away. *Distinct active users "
+                  "after*: read from another process after each run and once more after the "
+                  "server stopped. "
                   f"SQLite journal mode: {results.get('sqlite_journal') or 'delete (SQLite default)'}.", "",
                   "| subject | requests/s | vs bare | p99 ms | p99 vs bare | errors | distinct active users after |",
                   "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
