@@ -18,6 +18,7 @@ import os
 import platform
 import re
 import shutil
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -183,6 +184,15 @@ class Bench:
         process = subprocess.Popen(gunicorn, env=env, stdout=subprocess.DEVNULL,
                                    stderr=subprocess.DEVNULL)  # fmt: skip
         served = Served(subject, store, label, env, port, script, process)
+        if store != "postgres":
+            # A connection held open for the server's life, as a site's other processes
+            # hold one. Without it, under ASGI (a connection per request) the connection
+            # that closes last checkpoints the WAL and removes it under an exclusive lock,
+            # and the other worker's requests wait in SQLite's busy handler: one worker
+            # stood still for about a second, a few times a minute, for bare Django as for
+            # the Redis backend (the database backend's writer thread holds one already).
+            served.held = sqlite3.connect(env["BENCH_DATABASE"])
+            served.held.execute("SELECT count(*) FROM sqlite_master").fetchall()
         try:
             wait_for_port(port)
             warm(port, cookies, rounds=4 if self.quick else 8)
@@ -219,6 +229,8 @@ class Bench:
     def stop(self, served: Served) -> None:
         served.process.terminate()  # the workers write what they hold as they exit
         served.process.wait(20)
+        if served.held is not None:
+            served.held.close()
 
 
 class Served:
@@ -228,6 +240,7 @@ class Served:
                  script: Path, process: subprocess.Popen[bytes]) -> None:  # fmt: skip
         self.subject, self.store, self.label = subject, store, label
         self.env, self.port, self.script, self.process = env, port, script, process
+        self.held: sqlite3.Connection | None = None
 
 
 def serve_rounds(bench: Bench, server: str, blocks: list[Any], users: int, seconds: int,
