@@ -52,6 +52,7 @@ request = function()
 end
 """
 WRK_THREADS = 2
+CONNECTIONS = 16
 LEAD_IN = 2  # seconds of load before each measured run
 FLUSH_INTERVAL = 1.0  # the package's default on SQLite (0.25 s on the other stores)
 
@@ -201,20 +202,37 @@ class Bench:
             raise
         return served
 
-    def load(self, served: Served, seconds: int) -> dict[str, Any]:
+    def load(self, served: Served, seconds: int, attempts: int = 3) -> dict[str, Any]:
         """wrk from a second process: 2 s to settle (not measured: the server may have been
-        idle while another was measured), then ``seconds`` measured."""
-        for duration in (LEAD_IN, seconds):
-            run = subprocess.run(
-                ["wrk", f"-t{WRK_THREADS}", "-c16", f"-d{duration}s", "--latency", "-s",
-                 str(served.script), f"http://127.0.0.1:{served.port}/"],
-                capture_output=True, text=True, check=True,
-            )  # fmt: skip
-        out = run.stdout
+        idle while another was measured), then ``seconds`` measured.
+
+        Under ASGI a connection stays with the worker that accepted it, and an asyncio
+        server accepts every pending connection at once: when wrk opens its 16, a worker
+        that is busy for that millisecond may get none, and the run measures one worker
+        (half the requests/s, bare Django as well). A run whose connections are that
+        uneven (a worker with less than half its even share, counted with ``ss`` a second
+        in) is measured again, up to ``attempts`` times; the split is recorded."""
+        wrk = ["wrk", f"-t{WRK_THREADS}", f"-c{CONNECTIONS}", "--latency", "-s",
+               str(served.script), f"http://127.0.0.1:{served.port}/"]  # fmt: skip
+        subprocess.run([*wrk, f"-d{LEAD_IN}s"], capture_output=True, check=True)
+        uneven: list[list[int]] = []
+        while True:
+            run = subprocess.Popen([*wrk, f"-d{seconds}s"], stdout=subprocess.PIPE, text=True)
+            time.sleep(1)
+            split = connections_per_worker(served)
+            out, _ = run.communicate()
+            if run.returncode:
+                raise RuntimeError(f"wrk failed on {served.label}")
+            even = CONNECTIONS / max(1, len(split))
+            if not split or min(split) >= even / 2 or len(uneven) + 1 >= attempts:
+                break
+            uneven.append(split)
         return {
             "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1]),  # type: ignore[index]
             "p99_ms": _ms(re.search(r"99%\s+([\d.]+\w+)", out)[1]),  # type: ignore[index]
             "errors": int(m[1]) if (m := re.search(r"Non-2xx or 3xx responses: (\d+)", out)) else 0,
+            "connections": split,
+            "uneven_runs_measured_again": uneven,
         }
 
     def count(self, served: Served) -> int:
@@ -322,6 +340,24 @@ def serve_block(bench: Bench, server: str, database: str, subjects: list[Any], u
             rows[label]["active_after"] = " to ".join(map(str, sorted({seen[0], seen[-1]})))
             rows[label]["counts"] = counts[label]
     return rows
+
+
+def connections_per_worker(served: Served) -> list[int]:
+    """wrk's open connections held by each of the server's workers, fewest first; empty
+    when unknown (no ``ss``, or sync workers, which hold a connection per request)."""
+    master = served.process.pid
+    try:
+        with open(f"/proc/{master}/task/{master}/children") as children:
+            workers = children.read().split()
+        listing = subprocess.run(["ss", "-tnpH", "state", "established",
+                                  f"( sport = :{served.port} )"],
+                                 capture_output=True, text=True, check=True).stdout  # fmt: skip
+    except (OSError, subprocess.CalledProcessError):
+        return []
+    held = re.findall(r"pid=(\d+)", listing)
+    if len(held) < CONNECTIONS:
+        return []
+    return sorted(held.count(worker) for worker in workers)
 
 
 def warm(port: int, cookies: list[str], rounds: int, connections: int = 8) -> None:
@@ -531,7 +567,9 @@ def render(results: dict[str, Any]) -> str:
                   "a subject's runs; *vs bare*: the median of each run's ratio to the mean of "
                   "the two bare runs around its round, seconds away. *Distinct active users "
                   "after*: read from another process after each run and once more after the "
-                  "server stopped. "
+                  "server stopped. Under ASGI a connection stays with the worker that accepted "
+                  "it: a run whose connections landed unevenly (a worker with fewer than 4 of the "
+                  "16, seen a second in) is measured again, at most twice more. "
                   f"SQLite journal mode: {results.get('sqlite_journal') or 'delete (SQLite default)'}.", "",
                   "| subject | requests/s | vs bare | p99 ms | p99 vs bare | errors | distinct active users after |",
                   "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
