@@ -187,11 +187,12 @@ class Bench:
         served = Served(subject, store, label, env, port, script, process)
         if store != "postgres":
             # A connection held open for the server's life, as a site's other processes
-            # hold one. Without it, under ASGI (a connection per request) the connection
-            # that closes last checkpoints the WAL and removes it under an exclusive lock,
-            # and the other worker's requests wait in SQLite's busy handler: one worker
-            # stood still for about a second, a few times a minute, for bare Django as for
-            # the Redis backend (the database backend's writer thread holds one already).
+            # hold one, and as the database backend's writer thread does: the same file
+            # conditions for every subject. Under ASGI (a connection per request), the one
+            # that closes last checkpoints the WAL and removes it, under an exclusive lock.
+            # Without it, bare Django served nothing from one of its two workers in 5 of
+            # 180 one-second runs (that worker held none of wrk's connections); with it, in
+            # none.
             served.held = sqlite3.connect(env["BENCH_DATABASE"])
             served.held.execute("SELECT count(*) FROM sqlite_master").fetchall()
         try:
