@@ -5,8 +5,8 @@
 
 The peers are installed from PyPI into ``benchmarks/.venv-peers`` (they share the import
 name ``active_users`` with this package, so they cannot live in its environment). Each
-measurement runs in a fresh process (``worker.py``) against a throwaway redis-server and
-throwaway PostgreSQL databases. Prints tables and writes ``benchmarks/results.json``,
+measurement runs in fresh processes (``worker.py``, or gunicorn serving it) against a
+throwaway redis-server and throwaway PostgreSQL databases. Prints tables and writes ``benchmarks/results.json``,
 ``docs/benchmarks.md`` and ``docs/benchmarks-count.png``.
 """
 
@@ -570,7 +570,8 @@ def render(results: dict[str, Any]) -> str:
                   "server stopped. Under ASGI a connection stays with the worker that accepted "
                   "it: a run whose connections landed unevenly (a worker with fewer than 4 of the "
                   "16, seen a second in) is measured again, at most twice more. "
-                  f"SQLite journal mode: {results.get('sqlite_journal') or 'delete (SQLite default)'}.", "",
+                  f"SQLite journal mode: {results.get('sqlite_journal') or 'delete (SQLite default)'}; "
+                  "each SQLite site's file has one connection held open by the harness.", "",
                   "| subject | requests/s | vs bare | p99 ms | p99 vs bare | errors | distinct active users after |",
                   "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
         for label, row in rows.items():
