@@ -6,8 +6,8 @@
 The peers are installed from PyPI into ``benchmarks/.venv-peers`` (they share the import
 name ``active_users`` with this package, so they cannot live in its environment). Each
 measurement runs in fresh processes (``worker.py``, or gunicorn serving it) against a
-throwaway redis-server and throwaway PostgreSQL databases. Prints tables and writes ``benchmarks/results.json``,
-``docs/benchmarks.md`` and ``docs/benchmarks-count.png``.
+throwaway redis-server and throwaway PostgreSQL databases. Prints tables and writes
+``benchmarks/results.json``, ``docs/benchmarks.md`` and ``docs/benchmarks-count.png``.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -184,7 +185,7 @@ class Bench:
             gunicorn += ["-k", "uvicorn.workers.UvicornWorker"]
         process = subprocess.Popen(gunicorn, env=env, stdout=subprocess.DEVNULL,
                                    stderr=subprocess.DEVNULL)  # fmt: skip
-        served = Served(subject, store, label, env, port, script, process)
+        served = Served(subject, label, env, port, script, process)
         if store != "postgres":
             # A connection held open for the server's life, as a site's other processes
             # hold one, and as the database backend's writer thread does: the same file
@@ -251,14 +252,17 @@ class Bench:
             served.held.close()
 
 
+@dataclass
 class Served:
     """A running, warmed server of one subject."""
 
-    def __init__(self, subject: str, store: str, label: str, env: dict[str, str], port: int,
-                 script: Path, process: subprocess.Popen[bytes]) -> None:  # fmt: skip
-        self.subject, self.store, self.label = subject, store, label
-        self.env, self.port, self.script, self.process = env, port, script, process
-        self.held: sqlite3.Connection | None = None
+    subject: str
+    label: str
+    env: dict[str, str]
+    port: int
+    script: Path
+    process: subprocess.Popen[bytes]
+    held: sqlite3.Connection | None = None
 
 
 def serve_rounds(bench: Bench, server: str, blocks: list[Any], users: int, seconds: int,
