@@ -561,7 +561,7 @@ def render(results: dict[str, Any]) -> str:
     for server, rows in results["serve"].items():
         if server not in servers:
             continue
-        lines += ["", f"## {servers[server]}, under wrk (2 threads, 16 connections), {results.get('users', 1000):,} users", "",
+        lines += ["", f"## {servers[server]}, under wrk ({WRK_THREADS} threads, {CONNECTIONS} connections), {results.get('users', 1000):,} users", "",
                   "Sessions in the database. The servers of a database (bare Django and the "
                   "subjects on it) run side by side, each started once and every user requested "
                   "a few times first, and are measured one at a time while the others idle: "
@@ -573,8 +573,8 @@ def render(results: dict[str, Any]) -> str:
                   "the two bare runs around its round, seconds away. *Distinct active users "
                   "after*: read from another process after each run and once more after the "
                   "server stopped. Under ASGI a connection stays with the worker that accepted "
-                  "it: a run whose connections landed unevenly (a worker with fewer than 4 of the "
-                  "16, seen a second in) is measured again, at most twice more. "
+                  "it: a run whose connections landed unevenly (a worker with fewer than "
+                  f"{CONNECTIONS // 4} of the {CONNECTIONS}, seen a second in) is measured again, at most twice more. "
                   f"SQLite journal mode: {results.get('sqlite_journal') or 'delete (SQLite default)'}; "
                   "each SQLite site's file has one connection held open by the harness.", "",
                   "| subject | requests/s | vs bare | p99 ms | p99 vs bare | errors | distinct active users after |",
