@@ -349,6 +349,41 @@ def test_a_flush_on_postgresql_is_one_round_trip_that_does_not_wait_for_the_disk
     assert synchronous_commit() == "on"
 
 
+def run_by_sqlite(call) -> list[str]:  # type: ignore[no-untyped-def]
+    """The statements SQLite runs for ``call()`` on the default connection."""
+    from django.db import connection
+
+    connection.ensure_connection()
+    ran: list[str] = []
+    connection.connection.set_trace_callback(ran.append)
+    try:
+        call()
+    finally:
+        connection.connection.set_trace_callback(None)
+    return ran
+
+
+@pytest.mark.django_db(transaction=True)
+@override_settings(ACTIVE_USERS_BACKEND="database")
+def test_a_flush_on_sqlite_is_one_statement_however_many_it_holds(vendor) -> None:
+    # Each statement is a call into SQLite that hands the GIL to the request being served
+    # and waits to take it back. 300 presences are 600 rows: four statements of Django's
+    # 999 parameters, between BEGIN and COMMIT; they go as one, its own transaction.
+    if vendor != "sqlite":
+        pytest.skip("SQLite's statements")
+    now = time.time()
+    people = [Presence(f'["{n}"]', str(n), f"s{n}") for n in range(300)]
+    get_backend().touch_many([(person, now - 10) for person in people])
+    for person in people:
+        buffer.add(person, now)
+    get_backend().touch_many([(people[0], now + 5)])  # written later meanwhile: it stays
+    ran = run_by_sqlite(buffer.flush)
+    assert len(ran) == 1 and ran[0].startswith('INSERT INTO "active_users_activeentry"'), ran
+    seen = get_backend().seen(["0", "1", "299"])
+    assert seen == pytest.approx({"0": now + 5, "1": now, "299": now}, abs=1e-3)
+    assert api.get_active_users_count() == 300
+
+
 @pytest.mark.django_db
 @override_settings(ACTIVE_USERS_BACKEND="database", **REFRESH_EVERY_REQUEST)
 def test_writes_inside_the_hosts_transaction_leave_its_commit_as_it_was(vendor, make_user) -> None:

@@ -117,10 +117,13 @@ def bulk_upsert(
     (``jsonb``: parsed once, where ``json`` would be parsed again for every column):
     psycopg quotes parameters in Python (one ``%s`` per value, or an array per column, costs
     the writer thread more than the write itself: 16 ms against 0.6 ms for 400 presences),
-    and ``json.dumps`` runs in C. The others get multi-row ``VALUES`` per
-    ``bulk_batch_size``. Values are str, int, None or datetime. ``quick_commit``, on
-    PostgreSQL: the transaction the statement runs in commits without waiting for the WAL
-    to reach the disk (set by the statement itself: no round trip of its own)."""
+    and ``json.dumps`` runs in C. SQLite with its JSON functions gets one statement too, the
+    rows as one JSON text read by ``json_each``, where Django's limit of 999 parameters a
+    statement makes a flush of 300 presences four statements between ``BEGIN`` and
+    ``COMMIT``. MySQL and MariaDB get multi-row ``VALUES`` per ``bulk_batch_size``. Values
+    are str, int, None or datetime. ``quick_commit``, on PostgreSQL: the transaction the
+    statement runs in commits without waiting for the WAL to reach the disk (set by the
+    statement itself: no round trip of its own)."""
     if not rows:
         return
     connection = connections[alias]
@@ -155,23 +158,45 @@ def bulk_upsert(
             )
             return
         moments = [n for n, field in enumerate(fields) if isinstance(field, DateTimeField)]
+        adapted: dict[Any, Any] = {}  # a person's rows share their time
+
+        def adapt(row: Sequence[Any]) -> list[Any]:
+            values = list(row)
+            for n in moments:
+                value = values[n]
+                found = adapted.get(value)
+                if found is None:
+                    found = adapted[value] = ops.adapt_datetimefield_value(value)
+                values[n] = found
+            return values
+
+        if _one_statement(connection):  # SQLite with JSON1, Django's condition for JSONField
+            # ``WHERE true``: without it SQLite would read ON CONFLICT as a join's ON.
+            typed = ", ".join(f"json_extract(value, '$[{n}]')" for n in range(len(fields)))
+            parameter = json.dumps([adapt(row) for row in rows], ensure_ascii=False,
+                                   separators=(",", ":"))  # fmt: skip
+            cursor.execute(
+                f"{insert} SELECT {typed} FROM json_each(%s) WHERE true {conflict}",
+                [parameter, *step],
+            )
+            return
         size = max(1, ops.bulk_batch_size(fields, rows))
         row_sql = "(" + ", ".join(["%s"] * len(fields)) + ")"
-        adapted: dict[Any, Any] = {}  # a person's rows share their time
         for start in range(0, len(rows), size):
             batch = rows[start : start + size]
             parameters: list[Any] = []
             for row in batch:
-                values = list(row)
-                for n in moments:
-                    value = values[n]
-                    found = adapted.get(value)
-                    if found is None:
-                        found = adapted[value] = ops.adapt_datetimefield_value(value)
-                    values[n] = found
-                parameters += values
+                parameters += adapt(row)
             values_sql = ", ".join([row_sql] * len(batch))
             cursor.execute(f"{insert} VALUES {values_sql} {conflict}", parameters + step)
+
+
+def _one_statement(connection: Any) -> bool:
+    """Whether :func:`bulk_upsert` writes any number of rows in one statement: on
+    PostgreSQL, and on SQLite with its JSON functions (as Django's ``JSONField`` needs)."""
+    if connection.vendor == "sqlite":
+        return bool(connection.features.supports_json_field)
+    return bool(connection.vendor == "postgresql")
 
 
 def _forward_only(
@@ -273,10 +298,11 @@ class DatabaseBackend(BaseBackend):
         quick = self._quick_commit()
 
         def write() -> None:
-            if connection.vendor == "postgresql" and quick and not marks:
-                # One statement in autocommit: one round trip. Each of BEGIN, SET and COMMIT
-                # would be another wait of the writer thread, and another handover of the
-                # GIL to and from the request being served.
+            if quick and not marks and _one_statement(connection):
+                # One statement in autocommit, its own transaction: one round trip on
+                # PostgreSQL, one call into SQLite. Each of BEGIN, SET, COMMIT and every
+                # further statement would be another wait of the writer thread, and another
+                # handover of the GIL to and from the request being served.
                 self._upsert(ordered, min_step, quick_commit=True)
                 return
             with transaction.atomic(using=self.alias):
