@@ -1,7 +1,7 @@
 """Benchmarks of this package against django-active-users 0.4.1 and django-online-users 0.1.
 
     .venv/bin/python benchmarks/run.py --quick      # about two minutes
-    .venv/bin/python benchmarks/run.py              # the full run, about half an hour
+    .venv/bin/python benchmarks/run.py              # the full run, about an hour and a quarter
 
 The peers are installed from PyPI into ``benchmarks/.venv-peers`` (they share the import
 name ``active_users`` with this package, so they cannot live in its environment). Each
@@ -268,15 +268,16 @@ class Served:
 def serve_rounds(bench: Bench, server: str, blocks: list[Any], users: int, seconds: int,
                  rounds: int) -> dict[str, Any]:  # fmt: skip
     """Each block's servers (bare Django and the subjects on its database) run side by side,
-    started and warmed once; they are measured one at a time, the others idle. Bare Django
-    is measured at the start of every round and once more at the end, the subjects between,
-    their order rotated each round so that none always runs right after bare Django. Each
-    run is compared with the two bare runs around its round (the mean of their requests/s
-    and of their p99): runs seconds apart, which takes out the machine's drift from minute
-    to minute. Each subject reports the medians of its runs' figures and of those ratios.
+    started and warmed once; they are measured one at a time, the others idle, bare Django
+    before every other run and once more at the end: bare, A, bare, B, bare, B, bare, A, …
+    (the subjects' order rotated each round). Each run of a subject is compared with the two
+    bare runs right before and after it (the mean of their requests/s and of their p99),
+    seconds away: the machine drifts by ±10 % from minute to minute here, and a run compared
+    with bare runs a round away measured that drift as much as the subject. Each subject
+    reports the medians of its runs' figures and of those ratios, and the ratios' quartiles.
     This package's distinct active count is read after each of its runs, from another
-    process while the server runs, and once more after the server stopped. The peers
-    (WSGI only) are measured once each, after the rounds, between two more bare runs."""
+    process while the server runs, and once more after the server stopped. The peers (WSGI
+    only) are measured once each, after the rounds, each followed by one more bare run."""
     rows: dict[str, Any] = {}
     for database, subjects in blocks:
         rows.update(serve_block(bench, server, database, subjects, users, seconds, rounds))
@@ -285,45 +286,48 @@ def serve_rounds(bench: Bench, server: str, blocks: list[Any], users: int, secon
 
 def serve_block(bench: Bench, server: str, database: str, subjects: list[Any], users: int,
                 seconds: int, rounds: int) -> dict[str, Any]:  # fmt: skip
-    rows: dict[str, Any] = {}
     bare_label = f"bare Django, {NAMES[database]}"
     bare = bench.start("bare", database, bare_label, users, server)
     servers = [bench.start(*subject, users, server) for subject in subjects]
-    runs: dict[str, list[dict[str, Any]]] = {}
+    sequence: list[dict[str, Any]] = []  # every run in the order measured
     counts: dict[str, list[int]] = {}
 
     def measure(served: Served, round_: int) -> None:
         print(f"{server}: round {round_ + 1}: {served.label}: wrk", flush=True)
         result = bench.load(served, seconds)
-        runs.setdefault(served.label, []).append({**result, "round": round_})
+        sequence.append({**result, "label": served.label, "round": round_})
         if served.subject == "ours":
             time.sleep(2 * FLUSH_INTERVAL)  # what the workers hold reaches the store
             counts.setdefault(served.label, []).append(bench.count(served))
 
     try:
-        for round_ in range(rounds + 1):
-            measure(bare, round_)
-            if round_ == rounds:
-                break
+        for round_ in range(rounds):
             for served in servers[round_ % len(servers) :] + servers[: round_ % len(servers)]:
+                measure(bare, round_)
                 measure(served, round_)
                 if round_ == rounds - 1:  # its last run: stopped, and counted again at once
                     bench.stop(served)
                     if served.subject == "ours":
                         counts[served.label].append(bench.count(served))
-        for round_, peer in enumerate(PEERS_SERVED.get(database, []) if server == "wsgi" else [],
-                                      start=rounds):  # fmt: skip
+        measure(bare, rounds)
+        for peer in PEERS_SERVED.get(database, []) if server == "wsgi" else []:
             served = bench.start(*peer, users, server)
             try:
-                measure(served, round_)
+                measure(served, rounds)
             finally:
                 bench.stop(served)
-            measure(bare, round_ + 1)
+            measure(bare, rounds)
     finally:
         for served in [bare, *servers]:
             bench.stop(served)
-    bares = runs[bare_label]  # one per round, and the last
-    for label, done in runs.items():
+    for at, run in enumerate(sequence):
+        if run["label"] != bare_label:  # bare runs on both sides, by construction
+            before, after = sequence[at - 1], sequence[at + 1]
+            run["rps_vs_bare"] = run["rps"] / ((before["rps"] + after["rps"]) / 2)
+            run["p99_vs_bare"] = run["p99_ms"] / ((before["p99_ms"] + after["p99_ms"]) / 2)
+    rows: dict[str, Any] = {}
+    for label in dict.fromkeys(run["label"] for run in sequence):
+        done = [run for run in sequence if run["label"] == label]
         rows[label] = {
             "rps": statistics.median(r["rps"] for r in done),
             "p99_ms": statistics.median(r["p99_ms"] for r in done),
@@ -332,13 +336,12 @@ def serve_block(bench: Bench, server: str, database: str, subjects: list[Any], u
             "baseline": bare_label,
         }
         if label != bare_label:
-            around = [(bares[r["round"]], bares[r["round"] + 1]) for r in done]
-            rows[label]["rps_vs_bare"] = statistics.median(
-                r["rps"] / ((b["rps"] + a["rps"]) / 2) for r, (b, a) in zip(done, around)
-            )
-            rows[label]["p99_vs_bare"] = statistics.median(
-                r["p99_ms"] / ((b["p99_ms"] + a["p99_ms"]) / 2) for r, (b, a) in zip(done, around)
-            )
+            for figure in ("rps_vs_bare", "p99_vs_bare"):
+                ratios = [r[figure] for r in done]
+                rows[label][figure] = statistics.median(ratios)
+                if len(ratios) > 1:
+                    quartiles = statistics.quantiles(ratios, n=4)
+                    rows[label][f"{figure}_quartiles"] = [quartiles[0], quartiles[2]]
         if label in counts:
             seen = sorted(set(counts[label]))
             rows[label]["active_after"] = " to ".join(map(str, sorted({seen[0], seen[-1]})))
@@ -435,16 +438,19 @@ def main() -> None:
                         help="served runs: sqlite (with Redis beside it), postgres")  # fmt: skip
     parser.add_argument("--rounds", type=int, default=None,
                         help="served runs: rounds of every subject, medians reported")  # fmt: skip
+    parser.add_argument("--control", action="store_true",
+                        help="served runs: bare Django once more as a subject, the harness's "
+                        "own spread")  # fmt: skip
     parser.add_argument("--sqlite-journal", default="",
                         help="served runs: SQLite journal mode for every site, e.g. wal")  # fmt: skip
     args = parser.parse_args()
     redis_sizes = args.redis_sizes or ("10000" if args.quick else "10000,100000,1000000")
     db_sizes = args.db_sizes or ("10000" if args.quick else "10000,100000")
-    seconds = args.seconds or (3 if args.quick else 10)
+    seconds = args.seconds or (3 if args.quick else 5)
     users = 300 if args.quick else 1000
     bench = Bench(args.quick)
-    # Single served runs spread by ±10 % here; with 10 rounds the medians settle.
-    args.rounds = args.rounds or (1 if args.quick else 10)
+    # Single served runs spread by ±10 % here; with 20 rounds the medians settle.
+    args.rounds = args.rounds or (1 if args.quick else 20)
     if args.sqlite_journal:
         os.environ["BENCH_SQLITE_JOURNAL"] = args.sqlite_journal
     results: dict[str, Any] = {"machine": machine(), "command": " ".join(sys.argv), "users": users,
@@ -487,6 +493,9 @@ def main() -> None:
                 ("postgres", [("ours", "postgres", "this package, PostgreSQL")]),
             ]  # fmt: skip
             blocks = [block for block in blocks if block[0] in args.databases.split(",")]
+            if args.control:  # a second bare server, measured as the subjects are
+                for database, subjects in blocks:
+                    subjects.append(("bare", database, f"bare Django, {NAMES[database]}, again"))
             for server in args.servers.split(","):
                 # A run of some blocks replaces their rows and keeps the others'.
                 results["serve"].setdefault(server, {}).update(
@@ -566,11 +575,12 @@ def render(results: dict[str, Any]) -> str:
                   "subjects on it) run side by side, each started once and every user requested "
                   "a few times first, and are measured one at a time while the others idle: "
                   f"{results.get('rounds', 1)} round(s) of {results.get('seconds_per_run', 10)} s "
-                  "runs, each after 2 s of load not measured, bare Django first in every round "
-                  "and once more at the end, the other subjects between, their order rotated "
-                  "(the peers once each, after the rounds). *requests/s* and *p99*: medians of "
-                  "a subject's runs; *vs bare*: the median of each run's ratio to the mean of "
-                  "the two bare runs around its round, seconds away. *Distinct active users "
+                  f"runs, each after {LEAD_IN} s of load not measured, bare Django before every "
+                  "other run and once more at the end (bare, A, bare, B, bare, B, bare, A, …; the "
+                  "peers once each, after the rounds). *requests/s* and *p99*: medians of a "
+                  "subject's runs; *vs bare*: the median of each run's ratio to the mean of the "
+                  "two bare runs right before and after it, seconds away, and in brackets the "
+                  "quartiles of those ratios (the middle half of the runs). *Distinct active users "
                   "after*: read from another process after each run and once more after the "
                   "server stopped. Under ASGI a connection stays with the worker that accepted "
                   "it: a run whose connections landed unevenly (a worker with fewer than "
@@ -583,8 +593,14 @@ def render(results: dict[str, Any]) -> str:
             base = rows.get(row.get("baseline", ""), row)
             rps_ratio = row.get("rps_vs_bare", row["rps"] / base["rps"])
             p99_ratio = row.get("p99_vs_bare", row["p99_ms"] / base["p99_ms"])
-            lines.append(f"| {label} | {row['rps']:.0f} | {rps_ratio:.0%} | "
-                         f"{row['p99_ms']:.1f} | {p99_ratio:.2f}x | "
+            rps_spread = p99_spread = ""
+            if "rps_vs_bare_quartiles" in row:
+                low, high = row["rps_vs_bare_quartiles"]
+                rps_spread = f" ({low:.0%} to {high:.0%})"
+                low, high = row["p99_vs_bare_quartiles"]
+                p99_spread = f" ({low:.2f} to {high:.2f}x)"
+            lines.append(f"| {label} | {row['rps']:.0f} | {rps_ratio:.0%}{rps_spread} | "
+                         f"{row['p99_ms']:.1f} | {p99_ratio:.2f}x{p99_spread} | "
                          f"{row['errors']} | {row.get('active_after', '')} |")  # fmt: skip
     lines += ["", "![Count latency against active entries](benchmarks-count.png)", ""]
     targets = HERE / "targets.md"  # the reading of the figures, kept by hand
