@@ -416,6 +416,13 @@ PEERS_SERVED = {
     "postgres": [("dou", "postgres", "django-online-users 0.1, PostgreSQL")],
 }
 
+# Served beside the subjects on SQLite, to read their figures against.
+CONTROLS = {
+    "again": ("bare", "sqlite", "bare Django, SQLite, again"),
+    # Under ASGI every request opens a connection, and SQLite reads the whole schema anew.
+    "tables": ("tables", "sqlite", "this package's tables, no middleware, SQLite"),
+}
+
 SUBJECTS = [
     ("ours", "redis", "this package, Redis"),
     ("ours", "sqlite", "this package, SQLite"),
@@ -438,9 +445,10 @@ def main() -> None:
                         help="served runs: sqlite (with Redis beside it), postgres")  # fmt: skip
     parser.add_argument("--rounds", type=int, default=None,
                         help="served runs: rounds of every subject, medians reported")  # fmt: skip
-    parser.add_argument("--control", action="store_true",
-                        help="served runs: bare Django once more as a subject, the harness's "
-                        "own spread")  # fmt: skip
+    parser.add_argument("--controls", default="",
+                        help="served runs on SQLite, measured as the subjects are: again (bare "
+                        "Django once more: the harness's own spread), tables (this package "
+                        "installed, its tables in the file, no middleware)")  # fmt: skip
     parser.add_argument("--sqlite-journal", default="",
                         help="served runs: SQLite journal mode for every site, e.g. wal")  # fmt: skip
     args = parser.parse_args()
@@ -493,9 +501,10 @@ def main() -> None:
                 ("postgres", [("ours", "postgres", "this package, PostgreSQL")]),
             ]  # fmt: skip
             blocks = [block for block in blocks if block[0] in args.databases.split(",")]
-            if args.control:  # a second bare server, measured as the subjects are
+            for control in filter(None, args.controls.split(",")):
                 for database, subjects in blocks:
-                    subjects.append(("bare", database, f"bare Django, {NAMES[database]}, again"))
+                    if database == "sqlite":
+                        subjects.append(CONTROLS[control])
             for server in args.servers.split(","):
                 # A run of some blocks replaces their rows and keeps the others'.
                 results["serve"].setdefault(server, {}).update(
@@ -586,7 +595,13 @@ def render(results: dict[str, Any]) -> str:
                   "it: a run whose connections landed unevenly (a worker with fewer than "
                   f"{CONNECTIONS // 4} of the {CONNECTIONS}, seen a second in) is measured again, at most twice more. "
                   f"SQLite journal mode: {results.get('sqlite_journal') or 'delete (SQLite default)'}; "
-                  "each SQLite site's file has one connection held open by the harness.", "",
+                  "each SQLite site's file has one connection held open by the harness."
+                  + (" *Again*: a second bare Django server, measured as the subjects are: the "
+                     "harness's own spread." if CONTROLS["again"][2] in rows else "")
+                  + (" *This package's tables, no middleware*: Django with this package "
+                     "installed and migrated, its middleware not in the stack (under ASGI each "
+                     "request opens a connection, and SQLite reads the file's whole schema "
+                     "anew)." if CONTROLS["tables"][2] in rows else ""), "",
                   "| subject | requests/s | vs bare | p99 ms | p99 vs bare | errors | distinct active users after |",
                   "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
         for label, row in rows.items():

@@ -29,6 +29,7 @@ MIDDLEWARE = {
     "ours": "active_users.middleware.ActiveUsersSessionMiddleware",
     "dau": "active_users.middleware.ActiveUsersSessionMiddleware",
     "dou": "worker.OnlineNowShim",
+    "tables": None,  # this package installed and migrated, its middleware not in the stack
 }
 
 
@@ -97,7 +98,7 @@ def configure() -> None:
         database["CONN_MAX_AGE"] = 0
     apps = ["django.contrib.auth", "django.contrib.contenttypes", "django.contrib.sessions"]
     extra: dict[str, Any] = {}
-    if SUBJECT == "ours":
+    if SUBJECT in ("ours", "tables"):
         apps.append("active_users")
         extra = {"ACTIVE_USERS_BACKEND": "redis" if STORE == "redis" else "database",
                  "ACTIVE_USERS_REDIS_URL": REDIS_URL}  # fmt: skip
