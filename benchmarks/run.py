@@ -1,7 +1,7 @@
 """Benchmarks of this package against django-active-users 0.4.1 and django-online-users 0.1.
 
     .venv/bin/python benchmarks/run.py --quick      # about two minutes
-    .venv/bin/python benchmarks/run.py              # the full run, about an hour and a quarter
+    .venv/bin/python benchmarks/run.py              # the full run, about an hour
 
 The peers are installed from PyPI into ``benchmarks/.venv-peers`` (they share the import
 name ``active_users`` with this package, so they cannot live in its environment). Each
