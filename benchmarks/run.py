@@ -599,9 +599,9 @@ def render(results: dict[str, Any]) -> str:
                   f"runs, each after {LEAD_IN} s of load not measured, bare Django before every "
                   "other run and once more at the end (bare, A, bare, B, bare, B, bare, A, …; the "
                   "peers once each, after the rounds"
-                  + "".join(f"; on {name}, {length} s runs, in which bare Django serves 1.5 "
-                            "requests per user: every user is requested in every run"
-                            for name, length in longer)
+                  + "".join(f"; on {name}, {length} s runs, long enough for 1.5 requests per "
+                            "user at bare Django's rate, so that the count after a run can tell "
+                            "a lost touch" for name, length in longer)
                   + "). *requests/s* and *p99*: medians of a "
                   "subject's runs; *vs bare*: the median of each run's ratio to the mean of the "
                   "two bare runs right before and after it, seconds away, and in brackets the "
