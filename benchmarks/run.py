@@ -41,16 +41,23 @@ PG = "postgresql://postgres@127.0.0.1:5432/test"
 # list), so that a run of fewer requests than two rounds still requests every user: the
 # distinct active count after it then tells whether a touch was lost.
 WRK_SCRIPT = """
-local cookies, n, slots = {}, nil, 0
+local cookies, slots, threads = {}, 0, {}
 for line in io.lines("%s") do cookies[#cookies + 1] = line end
 function setup(thread)
   thread:set("slot", slots)
   slots = slots + 1
+  threads[#threads + 1] = thread
 end
+walked = 0 -- requests this thread made (a global: done() reads it)
 request = function()
-  if n == nil then n = math.floor(slot * #cookies / %d) end
-  n = n + 1
+  walked = walked + 1
+  local n = math.floor(slot * #cookies / %d) + walked
   return wrk.format("GET", "/", {["Cookie"] = "sessionid=" .. cookies[(n %% #cookies) + 1]})
+end
+function done(summary, latency, requests)
+  for _, thread in ipairs(threads) do
+    io.write(string.format("walked %%d %%d\\n", thread:get("slot"), thread:get("walked")))
+  end
 end
 """
 WRK_THREADS = 2
@@ -186,7 +193,7 @@ class Bench:
             gunicorn += ["-k", "uvicorn.workers.UvicornWorker"]
         process = subprocess.Popen(gunicorn, env=env, stdout=subprocess.DEVNULL,
                                    stderr=subprocess.DEVNULL)  # fmt: skip
-        served = Served(subject, label, env, port, script, process)
+        served = Served(subject, label, env, port, script, process, len(cookies))
         if store != "postgres":
             # A connection held open for the server's life, as a site's other processes
             # hold one, and as the database backend's writer thread does: the same file
@@ -216,7 +223,9 @@ class Bench:
         in) is measured again, up to ``attempts`` times; the split is recorded."""
         wrk = ["wrk", f"-t{WRK_THREADS}", f"-c{CONNECTIONS}", "--latency", "-s",
                str(served.script), f"http://127.0.0.1:{served.port}/"]  # fmt: skip
-        subprocess.run([*wrk, f"-d{LEAD_IN}s"], capture_output=True, check=True)
+        lead_in = subprocess.run([*wrk, f"-d{LEAD_IN}s"], capture_output=True, text=True,
+                                 check=True)  # fmt: skip
+        requested = walked(lead_in.stdout, served.users)
         uneven: list[list[int]] = []
         while True:
             run = subprocess.Popen([*wrk, f"-d{seconds}s"], stdout=subprocess.PIPE, text=True)
@@ -225,6 +234,7 @@ class Bench:
             out, _ = run.communicate()
             if run.returncode:
                 raise RuntimeError(f"wrk failed on {served.label}")
+            requested |= walked(out, served.users)
             even = CONNECTIONS / max(1, len(split))
             if not split or min(split) >= even / 2 or len(uneven) + 1 >= attempts:
                 break
@@ -235,6 +245,7 @@ class Bench:
             "errors": int(m[1]) if (m := re.search(r"Non-2xx or 3xx responses: (\d+)", out)) else 0,
             "connections": split,
             "uneven_runs_measured_again": uneven,
+            "users_requested": len(requested),
         }
 
     def count(self, served: Served) -> int:
@@ -263,6 +274,7 @@ class Served:
     port: int
     script: Path
     process: subprocess.Popen[bytes]
+    users: int
     held: sqlite3.Connection | None = None
 
 
@@ -292,6 +304,7 @@ def serve_block(bench: Bench, server: str, database: str, subjects: list[Any], u
     servers = [bench.start(*subject, users, server) for subject in subjects]
     sequence: list[dict[str, Any]] = []  # every run in the order measured
     counts: dict[str, list[int]] = {}
+    requested: dict[str, list[int]] = {}  # the users wrk requested before each count
     length = seconds
 
     def measure(served: Served, round_: int) -> None:
@@ -307,6 +320,7 @@ def serve_block(bench: Bench, server: str, database: str, subjects: list[Any], u
         if served.subject == "ours":
             time.sleep(2 * FLUSH_INTERVAL)  # what the workers hold reaches the store
             counts.setdefault(served.label, []).append(bench.count(served))
+            requested.setdefault(served.label, []).append(result["users_requested"])
 
     try:
         for round_ in range(rounds):
@@ -317,6 +331,7 @@ def serve_block(bench: Bench, server: str, database: str, subjects: list[Any], u
                     bench.stop(served)
                     if served.subject == "ours":
                         counts[served.label].append(bench.count(served))
+                        requested[served.label].append(requested[served.label][-1])
         measure(bare, rounds)
         for peer in PEERS_SERVED.get(database, []) if server == "wsgi" else []:
             served = bench.start(*peer, users, server)
@@ -352,10 +367,28 @@ def serve_block(bench: Bench, server: str, database: str, subjects: list[Any], u
                     quartiles = statistics.quantiles(ratios, n=4)
                     rows[label][f"{figure}_quartiles"] = [quartiles[0], quartiles[2]]
         if label in counts:
-            seen = sorted(set(counts[label]))
-            rows[label]["active_after"] = " to ".join(map(str, sorted({seen[0], seen[-1]})))
+            rows[label]["active_after"] = span(counts[label])
             rows[label]["counts"] = counts[label]
+            rows[label]["users_requested"] = requested[label]
+            rows[label]["requested_before"] = span(requested[label])
+            rows[label]["short_of_requested"] = max(
+                wanted - count for count, wanted in zip(counts[label], requested[label])
+            )
     return rows
+
+
+def span(values: list[int]) -> str:
+    return " to ".join(f"{value:,}" for value in sorted({min(values), max(values)}))
+
+
+def walked(out: str, users: int) -> set[int]:
+    """The users a wrk run requested, from what its threads printed: each thread walks the
+    users in order from its own starting point (``WRK_SCRIPT``)."""
+    requested: set[int] = set()
+    for slot, count in re.findall(r"^walked (\d+) (\d+)$", out, re.MULTILINE):
+        start = int(slot) * users // WRK_THREADS
+        requested.update((start + n) % users for n in range(1, min(int(count), users) + 1))
+    return requested
 
 
 def connections_per_worker(served: Served) -> list[int]:
@@ -607,7 +640,9 @@ def render(results: dict[str, Any]) -> str:
                   "two bare runs right before and after it, seconds away, and in brackets the "
                   "quartiles of those ratios (the middle half of the runs). *Distinct active users "
                   "after*: read from another process after each run and once more after the "
-                  "server stopped. Under ASGI a connection stays with the worker that accepted "
+                  "server stopped, and checked against the users wrk requested in the run and "
+                  "its lead-in (each wrk thread reports how many requests it made; in brackets "
+                  "where a run did not request every user). Under ASGI a connection stays with the worker that accepted "
                   "it: a run whose connections landed unevenly (a worker with fewer than "
                   f"{CONNECTIONS // 4} of the {CONNECTIONS}, seen a second in) is measured again, at most twice more. "
                   f"SQLite journal mode: {results.get('sqlite_journal') or 'delete (SQLite default)'}; "
@@ -632,12 +667,22 @@ def render(results: dict[str, Any]) -> str:
                 p99_spread = f" ({low:.2f} to {high:.2f}x)"
             lines.append(f"| {label} | {row['rps']:.0f} | {rps_ratio:.0%}{rps_spread} | "
                          f"{row['p99_ms']:.1f} | {p99_ratio:.2f}x{p99_spread} | "
-                         f"{row['errors']} | {row.get('active_after', '')} |")  # fmt: skip
+                         f"{row['errors']} | {active_after(row, results['users'])} |")  # fmt: skip
     lines += ["", "![Count latency against active entries](benchmarks-count.png)", ""]
     targets = HERE / "targets.md"  # the reading of the figures, kept by hand
     if targets.exists():
         lines += [targets.read_text()]
     return "\n".join(lines)
+
+
+def active_after(row: dict[str, Any], users: int) -> str:
+    text = str(row.get("active_after", ""))
+    if "requested_before" in row:
+        if row["requested_before"] != f"{users:,}":
+            text += f" ({row['requested_before']} requested)"
+        if row["short_of_requested"] > 0:
+            text += f", up to {row['short_of_requested']} short of the users requested"
+    return text
 
 
 def plot(results: dict[str, Any]) -> None:
