@@ -260,3 +260,27 @@ def test_the_migrations_describe_the_models(capsys: pytest.CaptureFixture[str]) 
     finds nothing left to write."""
     call_command("makemigrations", "active_users", check=True, dry_run=True)
     assert "No changes detected" in capsys.readouterr().out
+
+
+@pytest.mark.django_db
+def test_the_live_entries_have_the_touched_indexes_their_queries_read() -> None:
+    """Every flushed row moves each index on ``touched``: a database has only those its
+    counts and pages read (migration 0008). PostgreSQL counts by a partial index per kind;
+    SQLite, MySQL and MariaDB by ``(kind, touched, id)``."""
+    from django.db import connection
+
+    from active_users.models import ActiveEntry
+
+    with connection.cursor() as cursor:
+        found = connection.introspection.get_constraints(cursor, ActiveEntry._meta.db_table)
+    touched = sorted(
+        name for name, about in found.items() if about["index"] and "touched" in about["columns"]
+    )
+    expected = ["active_users_live_idx"]
+    if connection.vendor == "postgresql":
+        expected += [
+            "active_users_distinct_idx",
+            "active_users_entry_idx",
+            "active_users_visitor_idx",
+        ]
+    assert touched == sorted(expected)

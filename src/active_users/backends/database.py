@@ -1,6 +1,7 @@
 """Database backend: rows for entries, users and visitors, upserted on touch, counted by time.
 
-Counting and paging are range scans of the ``(kind, touched, id)`` index. Pages use
+Counting and paging are range scans of the ``(kind, touched, id)`` index (PostgreSQL
+counts by a partial ``touched`` index per kind, migration 0008). Pages use
 keyset pagination on ``(touched, id)``, so a deep page costs what the first one does.
 """
 
