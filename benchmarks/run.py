@@ -38,8 +38,11 @@ PEERS = ["django-active-users==0.4.1", "django-online-users==0.1"]
 PG = "postgresql://postgres@127.0.0.1:5432/test"
 
 # Each wrk thread walks the users from its own starting point (thread k of T at k/T of the
-# list), so that a run of fewer requests than two rounds still requests every user: the
-# distinct active count after it then tells whether a touch was lost.
+# list), so that a run of fewer requests than two rounds still requests every user, and
+# notes the user of each response it received (the page names its user): the distinct
+# active count after a run is then checked against the users the server answered, not
+# the requests wrk made (those in flight when wrk stops may never have been served, and wrk
+# calls a thread's ``request`` once more before the run to check it).
 WRK_SCRIPT = """
 local cookies, slots, threads = {}, 0, {}
 for line in io.lines("%s") do cookies[#cookies + 1] = line end
@@ -48,15 +51,22 @@ function setup(thread)
   slots = slots + 1
   threads[#threads + 1] = thread
 end
-walked = 0 -- requests this thread made (a global: done() reads it)
+walked = 0 -- requests this thread made
+answered = {} -- the users of the responses it received (a global: done() reads it)
 request = function()
   walked = walked + 1
   local n = math.floor(slot * #cookies / %d) + walked
   return wrk.format("GET", "/", {["Cookie"] = "sessionid=" .. cookies[(n %% #cookies) + 1]})
 end
+response = function(status, headers, body)
+  local n = tonumber(string.match(body, "^bench(%%d+)$"))
+  if n then answered[n] = true end
+end
 function done(summary, latency, requests)
   for _, thread in ipairs(threads) do
-    io.write(string.format("walked %%d %%d\\n", thread:get("slot"), thread:get("walked")))
+    local users = {}
+    for n in pairs(thread:get("answered")) do users[#users + 1] = n end
+    io.write("answered " .. table.concat(users, " ") .. "\\n")
   end
 end
 """
@@ -225,7 +235,7 @@ class Bench:
                str(served.script), f"http://127.0.0.1:{served.port}/"]  # fmt: skip
         lead_in = subprocess.run([*wrk, f"-d{LEAD_IN}s"], capture_output=True, text=True,
                                  check=True)  # fmt: skip
-        requested = walked(lead_in.stdout, served.users)
+        requested = answered(lead_in.stdout)
         uneven: list[list[int]] = []
         while True:
             run = subprocess.Popen([*wrk, f"-d{seconds}s"], stdout=subprocess.PIPE, text=True)
@@ -234,7 +244,9 @@ class Bench:
             out, _ = run.communicate()
             if run.returncode:
                 raise RuntimeError(f"wrk failed on {served.label}")
-            requested |= walked(out, served.users)
+            if uneven:  # the lead-in and a run before were longer ago than KEY_EXPIRE
+                requested = set()
+            requested |= answered(out)
             even = CONNECTIONS / max(1, len(split))
             if not split or min(split) >= even / 2 or len(uneven) + 1 >= attempts:
                 break
@@ -246,16 +258,19 @@ class Bench:
             "connections": split,
             "uneven_runs_measured_again": uneven,
             "users_requested": len(requested),
+            "answered": requested,  # not kept in the results
         }
 
-    def count(self, served: Served) -> int:
-        """The distinct active users in the store, read by a process of its own."""
+    def count(self, served: Served) -> tuple[int, set[int]]:
+        """The distinct active users in the store, and the users of its active entries,
+        read by a process of its own."""
         env = {**served.env, "BENCH_TASK": "count"}
         for name in ("BENCH_WSGI", "BENCH_SESSIONS", "BENCH_ASGI"):
             env.pop(name, None)
         done = subprocess.run([sys.executable, str(HERE / "worker.py")], env=env,
                               capture_output=True, text=True, check=True)  # fmt: skip
-        return int(json.loads(done.stdout.strip().splitlines()[-1]))
+        distinct, active = json.loads(done.stdout.strip().splitlines()[-1])
+        return int(distinct), set(active)
 
     def stop(self, served: Served) -> None:
         served.process.terminate()  # the workers write what they hold as they exit
@@ -304,13 +319,16 @@ def serve_block(bench: Bench, server: str, database: str, subjects: list[Any], u
     servers = [bench.start(*subject, users, server) for subject in subjects]
     sequence: list[dict[str, Any]] = []  # every run in the order measured
     counts: dict[str, list[int]] = {}
-    requested: dict[str, list[int]] = {}  # the users wrk requested before each count
+    requested: dict[str, list[int]] = {}  # how many users wrk got an answer for before each count
+    missing: dict[str, list[int]] = {}  # how many of those the store did not count
+    answered: set[int] = set()
     length = seconds
 
     def measure(served: Served, round_: int) -> None:
-        nonlocal length
+        nonlocal length, answered
         print(f"{server}: round {round_ + 1}: {served.label}: wrk", flush=True)
         result = bench.load(served, length)
+        answered = result.pop("answered")
         sequence.append({**result, "label": served.label, "round": round_, "seconds": length})
         if len(sequence) == 1:
             # Every user must be requested in every run for the count after it to tell
@@ -319,8 +337,13 @@ def serve_block(bench: Bench, server: str, database: str, subjects: list[Any], u
             length = max(seconds, math.ceil(1.5 * users / result["rps"]))
         if served.subject == "ours":
             time.sleep(2 * FLUSH_INTERVAL)  # what the workers hold reaches the store
-            counts.setdefault(served.label, []).append(bench.count(served))
-            requested.setdefault(served.label, []).append(result["users_requested"])
+            count(served)
+
+    def count(served: Served) -> None:
+        distinct, active = bench.count(served)
+        counts.setdefault(served.label, []).append(distinct)
+        requested.setdefault(served.label, []).append(len(answered))
+        missing.setdefault(served.label, []).append(len(answered - active))
 
     try:
         for round_ in range(rounds):
@@ -330,8 +353,7 @@ def serve_block(bench: Bench, server: str, database: str, subjects: list[Any], u
                 if round_ == rounds - 1:  # its last run: stopped, and counted again at once
                     bench.stop(served)
                     if served.subject == "ours":
-                        counts[served.label].append(bench.count(served))
-                        requested[served.label].append(requested[served.label][-1])
+                        count(served)
         measure(bare, rounds)
         for peer in PEERS_SERVED.get(database, []) if server == "wsgi" else []:
             served = bench.start(*peer, users, server)
@@ -371,9 +393,7 @@ def serve_block(bench: Bench, server: str, database: str, subjects: list[Any], u
             rows[label]["counts"] = counts[label]
             rows[label]["users_requested"] = requested[label]
             rows[label]["requested_before"] = span(requested[label])
-            rows[label]["short_of_requested"] = max(
-                wanted - count for count, wanted in zip(counts[label], requested[label])
-            )
+            rows[label]["short_of_requested"] = max(missing[label])
     return rows
 
 
@@ -381,14 +401,11 @@ def span(values: list[int]) -> str:
     return " to ".join(f"{value:,}" for value in sorted({min(values), max(values)}))
 
 
-def walked(out: str, users: int) -> set[int]:
-    """The users a wrk run requested, from what its threads printed: each thread walks the
-    users in order from its own starting point (``WRK_SCRIPT``)."""
-    requested: set[int] = set()
-    for slot, count in re.findall(r"^walked (\d+) (\d+)$", out, re.MULTILINE):
-        start = int(slot) * users // WRK_THREADS
-        requested.update((start + n) % users for n in range(1, min(int(count), users) + 1))
-    return requested
+def answered(out: str) -> set[int]:
+    """The users whose requests a wrk run got a response to, from what its threads printed
+    (``WRK_SCRIPT``)."""
+    lines = re.findall(r"^answered (.*)$", out, re.MULTILINE)
+    return {int(n) for line in lines for n in line.split()}
 
 
 def connections_per_worker(served: Served) -> list[int]:
@@ -640,9 +657,9 @@ def render(results: dict[str, Any]) -> str:
                   "two bare runs right before and after it, seconds away, and in brackets the "
                   "quartiles of those ratios (the middle half of the runs). *Distinct active users "
                   "after*: read from another process after each run and once more after the "
-                  "server stopped, and checked against the users wrk requested in the run and "
-                  "its lead-in (each wrk thread reports how many requests it made; in brackets "
-                  "where a run did not request every user). Under ASGI a connection stays with the worker that accepted "
+                  "server stopped, and checked against the users whose requests the run and its "
+                  "lead-in got a response to (the page names its user; in brackets where a run "
+                  "did not reach every user). Under ASGI a connection stays with the worker that accepted "
                   "it: a run whose connections landed unevenly (a worker with fewer than "
                   f"{CONNECTIONS // 4} of the {CONNECTIONS}, seen a second in) is measured again, at most twice more. "
                   f"SQLite journal mode: {results.get('sqlite_journal') or 'delete (SQLite default)'}; "
@@ -679,9 +696,9 @@ def active_after(row: dict[str, Any], users: int) -> str:
     text = str(row.get("active_after", ""))
     if "requested_before" in row:
         if row["requested_before"] != f"{users:,}":
-            text += f" ({row['requested_before']} requested)"
+            text += f" ({row['requested_before']} answered)"
         if row["short_of_requested"] > 0:
-            text += f", up to {row['short_of_requested']} short of the users requested"
+            text += f", up to {row['short_of_requested']} short of the users answered"
     return text
 
 

@@ -132,10 +132,11 @@ def configure() -> None:
 
 def page(request: Any) -> Any:
     """A view that uses ``request.user``, as most do: the user lookup is part of the
-    baseline, not of the middleware's overhead."""
+    baseline, not of the middleware's overhead. It names the user: the load generator notes
+    which users it got an answer for."""
     from django.http import HttpResponse
 
-    return HttpResponse("hello" if request.user.is_authenticated else "ok")
+    return HttpResponse(request.user.get_username() if request.user.is_authenticated else "ok")
 
 
 urlpatterns = [path("", page)]
@@ -421,7 +422,10 @@ def main() -> None:
     elif task == "count":
         from active_users import api
 
-        result = api.get_distinct_active_users_count() if SUBJECT == "ours" else None
+        # The distinct count, and the users (by number) of the active entries.
+        names = {entry.get("username", "") for entry in api.get_active_users()}
+        result = [api.get_distinct_active_users_count(),
+                  sorted(int(name[5:]) for name in names if name.startswith("bench"))]  # fmt: skip
     print(json.dumps(result))
 
 
