@@ -235,7 +235,7 @@ class Bench:
                str(served.script), f"http://127.0.0.1:{served.port}/"]  # fmt: skip
         lead_in = subprocess.run([*wrk, f"-d{LEAD_IN}s"], capture_output=True, text=True,
                                  check=True)  # fmt: skip
-        requested = answered(lead_in.stdout)
+        reached = answered(lead_in.stdout)
         uneven: list[list[int]] = []
         while True:
             run = subprocess.Popen([*wrk, f"-d{seconds}s"], stdout=subprocess.PIPE, text=True)
@@ -245,8 +245,8 @@ class Bench:
             if run.returncode:
                 raise RuntimeError(f"wrk failed on {served.label}")
             if uneven:  # the lead-in and a run before were longer ago than KEY_EXPIRE
-                requested = set()
-            requested |= answered(out)
+                reached = set()
+            reached |= answered(out)
             even = CONNECTIONS / max(1, len(split))
             if not split or min(split) >= even / 2 or len(uneven) + 1 >= attempts:
                 break
@@ -257,8 +257,8 @@ class Bench:
             "errors": int(m[1]) if (m := re.search(r"Non-2xx or 3xx responses: (\d+)", out)) else 0,
             "connections": split,
             "uneven_runs_measured_again": uneven,
-            "users_requested": len(requested),
-            "answered": requested,  # not kept in the results
+            "users_answered": len(reached),
+            "answered": reached,  # not kept in the results
         }
 
     def count(self, served: Served) -> tuple[int, set[int]]:
@@ -319,7 +319,7 @@ def serve_block(bench: Bench, server: str, database: str, subjects: list[Any], u
     servers = [bench.start(*subject, users, server) for subject in subjects]
     sequence: list[dict[str, Any]] = []  # every run in the order measured
     counts: dict[str, list[int]] = {}
-    requested: dict[str, list[int]] = {}  # how many users wrk got an answer for before each count
+    reached: dict[str, list[int]] = {}  # how many users wrk got an answer for before each count
     missing: dict[str, list[int]] = {}  # how many of those the store did not count
     answered: set[int] = set()
     length = seconds
@@ -342,7 +342,7 @@ def serve_block(bench: Bench, server: str, database: str, subjects: list[Any], u
     def count(served: Served) -> None:
         distinct, active = bench.count(served)
         counts.setdefault(served.label, []).append(distinct)
-        requested.setdefault(served.label, []).append(len(answered))
+        reached.setdefault(served.label, []).append(len(answered))
         missing.setdefault(served.label, []).append(len(answered - active))
 
     try:
@@ -391,9 +391,9 @@ def serve_block(bench: Bench, server: str, database: str, subjects: list[Any], u
         if label in counts:
             rows[label]["active_after"] = span(counts[label])
             rows[label]["counts"] = counts[label]
-            rows[label]["users_requested"] = requested[label]
-            rows[label]["requested_before"] = span(requested[label])
-            rows[label]["short_of_requested"] = max(missing[label])
+            rows[label]["users_answered"] = reached[label]
+            rows[label]["answered_before"] = span(reached[label])
+            rows[label]["answered_not_counted"] = max(missing[label])
     return rows
 
 
@@ -694,11 +694,11 @@ def render(results: dict[str, Any]) -> str:
 
 def active_after(row: dict[str, Any], users: int) -> str:
     text = str(row.get("active_after", ""))
-    if "requested_before" in row:
-        if row["requested_before"] != f"{users:,}":
-            text += f" ({row['requested_before']} answered)"
-        if row["short_of_requested"] > 0:
-            text += f", up to {row['short_of_requested']} short of the users answered"
+    if "answered_before" in row:
+        if row["answered_before"] != f"{users:,}":
+            text += f" ({row['answered_before']} answered)"
+        if row["answered_not_counted"] > 0:
+            text += f", up to {row['answered_not_counted']} short of the users answered"
     return text
 
 
