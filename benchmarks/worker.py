@@ -424,8 +424,8 @@ def main() -> None:
 
         # The distinct count, and the users (by number) of the active entries.
         names = {entry.get("username", "") for entry in api.get_active_users()}
-        result = [api.get_distinct_active_users_count(),
-                  sorted(int(name[5:]) for name in names if name.startswith("bench"))]  # fmt: skip
+        numbers = sorted(int(n.removeprefix("bench")) for n in names if n.startswith("bench"))
+        result = [api.get_distinct_active_users_count(), numbers]
     print(json.dumps(result))
 
 
