@@ -327,14 +327,14 @@ def serve_block(bench: Bench, server: str, database: str, subjects: list[Any], u
     counts: dict[str, list[int]] = {}
     reached: dict[str, list[int]] = {}  # how many users wrk got an answer for before each count
     missing: dict[str, list[int]] = {}  # how many of those the store did not count
-    answered: set[int] = set()
+    last_answered: set[int] = set()  # the users the last run got a response for
     length = seconds
 
     def measure(served: Served, round_: int) -> None:
-        nonlocal length, answered
+        nonlocal length, last_answered
         print(f"{server}: round {round_ + 1}: {served.label}: wrk", flush=True)
         result = bench.load(served, length)
-        answered = result.pop("answered")
+        last_answered = result.pop("answered")
         sequence.append({**result, "label": served.label, "round": round_, "seconds": length})
         if len(sequence) == 1:
             # Every user must be requested in every run for the count after it to tell
@@ -348,8 +348,8 @@ def serve_block(bench: Bench, server: str, database: str, subjects: list[Any], u
     def count(served: Served) -> None:
         distinct, active = bench.count(served)
         counts.setdefault(served.label, []).append(distinct)
-        reached.setdefault(served.label, []).append(len(answered))
-        missing.setdefault(served.label, []).append(len(answered - active))
+        reached.setdefault(served.label, []).append(len(last_answered))
+        missing.setdefault(served.label, []).append(len(last_answered - active))
 
     try:
         for round_ in range(rounds):
