@@ -77,6 +77,8 @@ LEAD_IN = 2  # seconds of load before each measured run
 # even share less this many (fewer than 6 of 16 with 2 workers), at most UNEVEN_ATTEMPTS times.
 UNEVEN_SLACK = 2
 UNEVEN_ATTEMPTS = 4
+# A block's servers are started afresh every this many rounds (see serve_rounds).
+ROUNDS_PER_START = 5
 FLUSH_INTERVAL = 1.0  # the package's default on SQLite (0.25 s on the other stores)
 
 
@@ -302,16 +304,20 @@ class Served:
 def serve_rounds(bench: Bench, server: str, blocks: list[Any], users: int, seconds: int,
                  rounds: int) -> dict[str, Any]:  # fmt: skip
     """Each block's servers (bare Django and the subjects on its database) run side by side,
-    started and warmed once; they are measured one at a time, the others idle, bare Django
-    before every other run and once more at the end: bare, A, bare, B, bare, B, bare, A, …
-    (the subjects' order rotated each round). Each run of a subject is compared with the two
-    bare runs right before and after it (the mean of their requests/s and of their p99),
+    started and warmed together; they are measured one at a time, the others idle, bare
+    Django before every other run and once more at the end: bare, A, bare, B, bare, B, bare,
+    A, … (the subjects' order rotated each round). Each run of a subject is compared with the
+    two bare runs right before and after it (the mean of their requests/s and of their p99),
     seconds away: the machine drifts by ±10 % from minute to minute here, and a run compared
-    with bare runs a round away measured that drift as much as the subject. Each subject
-    reports the medians of its runs' figures and of those ratios, and the ratios' quartiles.
-    This package's distinct active count is read after each of its runs, from another
-    process while the server runs, and once more after the server stopped. The peers (WSGI
-    only) are measured once each, after the rounds, each followed by one more bare run."""
+    with bare runs a round away measured that drift as much as the subject. Every
+    ``ROUNDS_PER_START`` rounds the block's servers are stopped and started afresh: a started
+    server keeps a speed of its own for its life (the medians of three runs on each of four
+    started servers of this package on SQLite under ASGI read 84, 98, 102 and 105 % of bare
+    Django here), so a subject's figures come from several of its servers, not one. Each
+    subject reports the medians of its runs' figures and of those ratios, and the ratios' quartiles. This package's distinct active count is read after
+    each of its runs, from another process while the server runs, and once more after each
+    of its servers stopped. The peers (WSGI only) are measured once each, after the rounds,
+    each followed by one more bare run."""
     rows: dict[str, Any] = {}
     for database, subjects in blocks:
         rows.update(serve_block(bench, server, database, subjects, users, seconds, rounds))
@@ -321,8 +327,6 @@ def serve_rounds(bench: Bench, server: str, blocks: list[Any], users: int, secon
 def serve_block(bench: Bench, server: str, database: str, subjects: list[Any], users: int,
                 seconds: int, rounds: int) -> dict[str, Any]:  # fmt: skip
     bare_label = f"bare Django, {NAMES[database]}"
-    bare = bench.start("bare", database, bare_label, users, server)
-    servers = [bench.start(*subject, users, server) for subject in subjects]
     sequence: list[dict[str, Any]] = []  # every run in the order measured
     counts: dict[str, list[int]] = {}
     reached: dict[str, list[int]] = {}  # how many users wrk got an answer for before each count
@@ -351,26 +355,34 @@ def serve_block(bench: Bench, server: str, database: str, subjects: list[Any], u
         reached.setdefault(served.label, []).append(len(last_answered))
         missing.setdefault(served.label, []).append(len(last_answered - active))
 
-    try:
-        for round_ in range(rounds):
-            for served in servers[round_ % len(servers) :] + servers[: round_ % len(servers)]:
-                measure(bare, round_)
-                measure(served, round_)
-                if round_ == rounds - 1:  # its last run: stopped, and counted again at once
+    for first in range(0, rounds, ROUNDS_PER_START):
+        last = min(rounds, first + ROUNDS_PER_START) - 1
+        bare = bench.start("bare", database, bare_label, users, server)
+        servers: list[Served] = []
+        try:
+            for subject in subjects:
+                servers.append(bench.start(*subject, users, server))
+            for round_ in range(first, last + 1):
+                turn = round_ % len(servers)
+                for served in servers[turn:] + servers[:turn]:
+                    measure(bare, round_)
+                    measure(served, round_)
+                    if round_ == last:  # its server's last run: stopped, counted again at once
+                        bench.stop(served)
+                        if served.subject == "ours":
+                            count(served)
+            measure(bare, last + 1)
+            peers = PEERS_SERVED.get(database, []) if server == "wsgi" else []
+            for peer in peers if last == rounds - 1 else []:
+                served = bench.start(*peer, users, server)
+                try:
+                    measure(served, rounds)
+                finally:
                     bench.stop(served)
-                    if served.subject == "ours":
-                        count(served)
-        measure(bare, rounds)
-        for peer in PEERS_SERVED.get(database, []) if server == "wsgi" else []:
-            served = bench.start(*peer, users, server)
-            try:
-                measure(served, rounds)
-            finally:
+                measure(bare, rounds)
+        finally:
+            for served in [bare, *servers]:
                 bench.stop(served)
-            measure(bare, rounds)
-    finally:
-        for served in [bare, *servers]:
-            bench.stop(served)
     for at, run in enumerate(sequence):
         if run["label"] != bare_label:  # bare runs on both sides, by construction
             before, after = sequence[at - 1], sequence[at + 1]
@@ -386,6 +398,7 @@ def serve_block(bench: Bench, server: str, database: str, subjects: list[Any], u
             "runs": done,
             "baseline": bare_label,
             "seconds_per_run": done[-1]["seconds"],
+            "rounds_per_start": ROUNDS_PER_START,
         }
         if label != bare_label:
             for figure in ("rps_vs_bare", "p99_vs_bare"):
@@ -647,13 +660,24 @@ def render(results: dict[str, Any]) -> str:
         longer = sorted({(label.split(", ")[-1], row["seconds_per_run"]) for label, row in rows.items()
                          if row.get("seconds_per_run", results.get("seconds_per_run"))
                          != results.get("seconds_per_run")})  # fmt: skip
+        starts = {row["baseline"].split(", ", 1)[1]: row.get("rounds_per_start")
+                  for row in rows.values() if "baseline" in row}  # fmt: skip
+        if len(set(starts.values())) == 1:
+            restart = next(iter(starts.values()))
+            started = (f"every {restart} rounds they are stopped and started afresh (a started "
+                       "server keeps a speed of its own): " if restart else "each started once: ")  # fmt: skip
+        else:
+            started = "; ".join(f"on {name}, stopped and started afresh every {n} rounds (a "
+                                "started server keeps a speed of its own)" if n else
+                                f"on {name}, each started once" for name, n in starts.items()) + ": "  # fmt: skip
         lines += ["", f"## {servers[server]}, under wrk ({WRK_THREADS} threads, {CONNECTIONS} connections), {results.get('users', 1000):,} users", "",
                   "Sessions in the database. The servers of a database (bare Django and the "
-                  "subjects on it) run side by side, each started once and every user requested "
-                  "a few times first, and are measured one at a time while the others idle: "
+                  "subjects on it) run side by side, started and warmed together (every user "
+                  "requested a few times), and are measured one at a time while the others idle; "
+                  + started +
                   f"{results.get('rounds', 1)} round(s) of {results.get('seconds_per_run', 10)} s "
                   f"runs, each after {LEAD_IN} s of load not measured, bare Django before every "
-                  "other run and once more at the end (bare, A, bare, B, bare, B, bare, A, …; the "
+                  "other run and once more before the servers stop (bare, A, bare, B, bare, B, bare, A, …; the "
                   "peers once each, after the rounds"
                   + "".join(f"; on {name}, {length} s runs, long enough for 1.5 requests per "
                             "user at bare Django's rate, so that the count after a run can tell "
