@@ -305,19 +305,20 @@ def serve_rounds(bench: Bench, server: str, blocks: list[Any], users: int, secon
                  rounds: int) -> dict[str, Any]:  # fmt: skip
     """Each block's servers (bare Django and the subjects on its database) run side by side,
     started and warmed together; they are measured one at a time, the others idle, bare
-    Django before every other run and once more at the end: bare, A, bare, B, bare, B, bare,
-    A, … (the subjects' order rotated each round). Each run of a subject is compared with the
-    two bare runs right before and after it (the mean of their requests/s and of their p99),
+    Django before every other run and once more before they stop: bare, A, bare, B, bare, B,
+    bare, A, … (the subjects' order rotated each round). Each run of a subject is compared
+    with the two bare runs right before and after it (the mean of their requests/s and p99),
     seconds away: the machine drifts by ±10 % from minute to minute here, and a run compared
     with bare runs a round away measured that drift as much as the subject. Every
     ``ROUNDS_PER_START`` rounds the block's servers are stopped and started afresh: a started
     server keeps a speed of its own for its life (the medians of three runs on each of four
     started servers of this package on SQLite under ASGI read 84, 98, 102 and 105 % of bare
     Django here), so a subject's figures come from several of its servers, not one. Each
-    subject reports the medians of its runs' figures and of those ratios, and the ratios' quartiles. This package's distinct active count is read after
-    each of its runs, from another process while the server runs, and once more after each
-    of its servers stopped. The peers (WSGI only) are measured once each, after the rounds,
-    each followed by one more bare run."""
+    subject reports the medians of its runs' figures and of those ratios, and the ratios'
+    quartiles. This package's distinct active count is read after each of its runs, from
+    another process while the server runs, and once more after each of its servers stopped.
+    The peers (WSGI only) are measured once each, after the rounds, each followed by one
+    more bare run."""
     rows: dict[str, Any] = {}
     for database, subjects in blocks:
         rows.update(serve_block(bench, server, database, subjects, users, seconds, rounds))
@@ -372,8 +373,10 @@ def serve_block(bench: Bench, server: str, database: str, subjects: list[Any], u
                         if served.subject == "ours":
                             count(served)
             measure(bare, last + 1)
-            peers = PEERS_SERVED.get(database, []) if server == "wsgi" else []
-            for peer in peers if last == rounds - 1 else []:
+            peers = (
+                PEERS_SERVED.get(database, []) if server == "wsgi" and last == rounds - 1 else []
+            )
+            for peer in peers:
                 served = bench.start(*peer, users, server)
                 try:
                     measure(served, rounds)
@@ -663,18 +666,14 @@ def render(results: dict[str, Any]) -> str:
         starts = {row["baseline"].split(", ", 1)[1]: row.get("rounds_per_start")
                   for row in rows.values() if "baseline" in row}  # fmt: skip
         if len(set(starts.values())) == 1:
-            restart = next(iter(starts.values()))
-            started = (f"every {restart} rounds they are stopped and started afresh (a started "
-                       "server keeps a speed of its own): " if restart else "each started once: ")  # fmt: skip
+            started = restarts(next(iter(starts.values())))
         else:
-            started = "; ".join(f"on {name}, stopped and started afresh every {n} rounds (a "
-                                "started server keeps a speed of its own)" if n else
-                                f"on {name}, each started once" for name, n in starts.items()) + ": "  # fmt: skip
+            started = "; ".join(f"on {name}, {restarts(n)}" for name, n in starts.items())
         lines += ["", f"## {servers[server]}, under wrk ({WRK_THREADS} threads, {CONNECTIONS} connections), {results.get('users', 1000):,} users", "",
                   "Sessions in the database. The servers of a database (bare Django and the "
                   "subjects on it) run side by side, started and warmed together (every user "
                   "requested a few times), and are measured one at a time while the others idle; "
-                  + started +
+                  + started + ": " +
                   f"{results.get('rounds', 1)} round(s) of {results.get('seconds_per_run', 10)} s "
                   f"runs, each after {LEAD_IN} s of load not measured, bare Django before every "
                   "other run and once more before the servers stop (bare, A, bare, B, bare, B, bare, A, …; the "
@@ -721,6 +720,13 @@ def render(results: dict[str, Any]) -> str:
     if targets.exists():
         lines += [targets.read_text()]
     return "\n".join(lines)
+
+
+def restarts(rounds: int | None) -> str:
+    """How often a block's servers were started afresh, for the served tables' legend."""
+    if not rounds:
+        return "each started once"
+    return f"stopped and started afresh every {rounds} rounds (a started server keeps a speed of its own)"
 
 
 def active_after(row: dict[str, Any], users: int) -> str:
