@@ -91,3 +91,19 @@ async def test_joins_and_leaves_send_the_signals_once(store_settings) -> None:  
         user_left_room.disconnect(left)
         await store.aclose()
     assert heard == [("join", "doc", "ada"), ("leave", "doc", "ada")]
+
+
+async def test_presence_connects_with_its_own_timeout(redis_settings) -> None:  # type: ignore[no-untyped-def]
+    """Presence runs beside WebSocket events: a busy machine's slow connect must not fail a
+    join at the request path's 0.25 s, which fits a request that gives up rather than waits."""
+    from active_users.presence import TIMEOUT
+
+    store = get_store()
+    try:
+        client, _ = store._aclient()
+        kwargs = client.connection_pool.connection_kwargs
+        assert kwargs["socket_connect_timeout"] == kwargs["socket_timeout"] == TIMEOUT
+        assert store.client.connection_pool.connection_kwargs["socket_connect_timeout"] == TIMEOUT
+        assert (await store.arun("sweep", "timeouts")).present == 0
+    finally:
+        await store.aclose()

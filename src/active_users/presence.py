@@ -161,7 +161,8 @@ def check_room(room: Any) -> str:
 
 # Presence runs beside WebSocket events, not in a request: a burst of a thousand
 # connections closing at once waits for a pooled connection (up to POOL_SIZE per process and
-# event loop) instead of failing, with a longer timeout than the request path's.
+# event loop) instead of failing, and connects and answers with a longer timeout than the
+# request path's.
 POOL_SIZE = 50
 TIMEOUT = 2.0
 
@@ -169,7 +170,8 @@ TIMEOUT = 2.0
 class PresenceStore:
     def __init__(self) -> None:
         url, options = connection_settings()
-        options.update(socket_timeout=max(TIMEOUT, conf.REDIS_TIMEOUT))
+        timeout = max(TIMEOUT, conf.REDIS_TIMEOUT)
+        options.update(socket_timeout=timeout, socket_connect_timeout=timeout)
         self.url, self.options = url, options
         self.client = RedisBackend._client_class().from_url(url, **options)
         self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = (
