@@ -8,6 +8,7 @@ import pytest
 from django.test import override_settings
 
 from active_users.presence import (
+    TIMEOUT,
     apresent_count,
     apresent_users,
     get_store,
@@ -96,8 +97,6 @@ async def test_joins_and_leaves_send_the_signals_once(store_settings) -> None:  
 async def test_presence_connects_with_its_own_timeout(redis_settings) -> None:  # type: ignore[no-untyped-def]
     """Presence runs beside WebSocket events: a busy machine's slow connect must not fail a
     join at the request path's 0.25 s, which fits a request that gives up rather than waits."""
-    from active_users.presence import TIMEOUT
-
     store = get_store()
     try:
         client, _ = store._aclient()
