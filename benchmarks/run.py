@@ -401,6 +401,7 @@ def serve_block(bench: Bench, server: str, database: str, subjects: list[Any], u
             "runs": done,
             "baseline": bare_label,
             "seconds_per_run": done[-1]["seconds"],
+            "rounds": rounds,
             "rounds_per_start": ROUNDS_PER_START,
         }
         if label != bare_label:
@@ -669,12 +670,22 @@ def render(results: dict[str, Any]) -> str:
             started = restarts(next(iter(starts.values())))
         else:
             started = "; ".join(f"on {name}, {restarts(n)}" for name, n in starts.items())
+        # A run of some blocks keeps the others' rows: each block says how many rounds it ran.
+        per_block: dict[str, int] = {}
+        for label, row in rows.items():
+            if row.get("baseline", label) != label:  # a subject's row: one run a round
+                name = row["baseline"].split(", ", 1)[1]
+                per_block[name] = max(per_block.get(name, 0), row.get("rounds", len(row["runs"])))
+        if len(set(per_block.values())) <= 1:
+            rounds = f"{next(iter(per_block.values()), results.get('rounds', 1))} round(s)"
+        else:
+            rounds = "rounds (" + ", ".join(f"{n} on {name}" for name, n in per_block.items()) + ")"
         lines += ["", f"## {servers[server]}, under wrk ({WRK_THREADS} threads, {CONNECTIONS} connections), {results.get('users', 1000):,} users", "",
                   "Sessions in the database. The servers of a database (bare Django and the "
                   "subjects on it) run side by side, started and warmed together (every user "
                   "requested a few times), and are measured one at a time while the others idle; "
                   + started + ": " +
-                  f"{results.get('rounds', 1)} round(s) of {results.get('seconds_per_run', 10)} s "
+                  f"{rounds} of {results.get('seconds_per_run', 10)} s "
                   f"runs, each after {LEAD_IN} s of load not measured, bare Django before every "
                   "other run and once more before the servers stop (bare, A, bare, B, bare, B, bare, A, …; the "
                   "peers once each, after the rounds"
