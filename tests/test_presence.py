@@ -18,7 +18,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -181,11 +181,15 @@ async def refused(port: int, room: str, session: str | None = None, token: str |
 class Member:
     """A WebSocket client in a room: records every message, heartbeats unless silenced."""
 
+    #: Members not closed yet: a test that fails leaves its own to ``close_members``.
+    open: list[Member] = []
+
     def __init__(self, ws: Any, period: float) -> None:
         self.ws, self.period = ws, period
         self.messages: list[dict[str, Any]] = []
         self.reader = asyncio.ensure_future(self._read())
         self.beater: asyncio.Future[Any] | None = asyncio.ensure_future(self._beat())
+        Member.open.append(self)
 
     @classmethod
     async def join(cls, port: int, room: str, session: str | None = None, period: float = 0.5,
@@ -231,6 +235,20 @@ class Member:
         self.silence()
         await self.ws.close()
         self.reader.cancel()
+        if self in Member.open:
+            Member.open.remove(self)
+
+
+@pytest.fixture(autouse=True)
+async def close_members() -> AsyncIterator[None]:
+    """Close what a test left open (it failed before its own ``close()``): a client left
+    to the garbage collector warns of its socket during whichever test runs then."""
+    yield
+    loop = asyncio.get_running_loop()
+    for member in list(Member.open):
+        if member.reader.get_loop() is loop:  # not those of a test's own asyncio.run()
+            await member.close()
+    Member.open.clear()
 
 
 def named(name: str) -> Callable[[dict[str, Any]], bool]:
