@@ -401,7 +401,6 @@ def serve_block(bench: Bench, server: str, database: str, subjects: list[Any], u
             "runs": done,
             "baseline": bare_label,
             "seconds_per_run": done[-1]["seconds"],
-            "rounds": rounds,
             "rounds_per_start": ROUNDS_PER_START,
         }
         if label != bare_label:
@@ -675,7 +674,7 @@ def render(results: dict[str, Any]) -> str:
         for label, row in rows.items():
             if row.get("baseline", label) != label:  # a subject's row: one run a round
                 name = row["baseline"].split(", ", 1)[1]
-                per_block[name] = max(per_block.get(name, 0), row.get("rounds", len(row["runs"])))
+                per_block[name] = max(per_block.get(name, 0), len(row["runs"]))
         if len(set(per_block.values())) <= 1:
             rounds = f"{next(iter(per_block.values()), results.get('rounds', 1))} round(s)"
         else:
