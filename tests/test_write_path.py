@@ -529,3 +529,45 @@ def test_the_buffer_is_written_when_the_process_exits(redis_settings) -> None:
                           capture_output=True, text=True, timeout=60)  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert get_backend().seen(["7"]) == {"7": pytest.approx(at)}
+
+
+DATABASE_SITE_SCRIPT = """
+import sys, django
+from django.conf import settings
+settings.configure(
+    SECRET_KEY="x", ALLOWED_HOSTS=["*"], ROOT_URLCONF="__main__",
+    INSTALLED_APPS=["django.contrib.auth", "django.contrib.contenttypes",
+                    "django.contrib.sessions", "active_users"],
+    MIDDLEWARE=["django.contrib.sessions.middleware.SessionMiddleware",
+                "django.contrib.auth.middleware.AuthenticationMiddleware",
+                "active_users.middleware.ActiveUsersSessionMiddleware"],
+    DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}},
+    ACTIVE_USERS_BACKEND="database",
+)
+django.setup()
+from django.core.management import call_command
+from django.http import HttpResponse
+from django.urls import path
+urlpatterns = [path("page/", lambda request: HttpResponse("ok"))]
+call_command("migrate", verbosity=0)
+from django.contrib.auth.models import User
+from django.test import Client
+from active_users import api
+from active_users.backends.buffer import buffer
+client = Client()
+client.force_login(User.objects.create(username="someone"))
+client.get("/page/")
+client.get("/page/")
+buffer.flush()
+print(api.get_active_users_count(), sorted(m for m in sys.modules if m.split(".")[0] == "redis"))
+"""
+
+
+def test_a_site_on_the_database_backend_never_loads_redis_py() -> None:
+    # redis-py is a hundred modules, ~13,000 objects that every full garbage collection of
+    # the host's processes would walk (a fifth more than a bare Django process holds).
+    done = subprocess.run([sys.executable, "-c", DATABASE_SITE_SCRIPT], cwd=ROOT,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)},
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["1", "[]"]

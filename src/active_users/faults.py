@@ -13,6 +13,7 @@ nothing here touches it, so a database or cache outage never stops tracking.
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -30,29 +31,27 @@ Answer = TypeVar("Answer", bound=HttpResponse)
 
 logger = logging.getLogger("active_users")
 
-try:
-    from redis.exceptions import RedisError
-except ImportError:  # pragma: no cover - the database backend needs no redis-py
 
-    class RedisError(Exception):  # type: ignore[no-redef]
-        pass
+def what_failed(exc: BaseException) -> str | None:
+    """What ``exc`` says failed, or None when it is not a store, database or cache failure.
 
+    redis-py is not imported for this: a Redis error can only come from a process that
+    already imported it (a Redis cache of the project's; the live store's are wrapped), and
+    a site on the database backend keeps redis-py's hundred modules out of its heap."""
+    if isinstance(exc, StoreUnavailable):
+        return "The active users store"
+    if isinstance(exc, DatabaseError):
+        return "The database"
+    redis_errors = sys.modules.get("redis.exceptions")
+    if redis_errors is not None and isinstance(exc, redis_errors.RedisError):
+        return "The cache"
+    if isinstance(exc, ConnectionError):  # memcached and other socket-based caches
+        return "The cache"
+    return None
 
-# What failed, by the exception; in the order they are told apart.
-FAILURES: tuple[tuple[type[BaseException], str], ...] = (
-    (StoreUnavailable, "The active users store"),
-    (DatabaseError, "The database"),
-    (RedisError, "The cache"),  # a Redis cache of the project's (the live store's are wrapped)
-    (ConnectionError, "The cache"),  # memcached and other socket-based caches
-)
-CAUGHT = tuple(kind for kind, _ in FAILURES)
 
 _warned: dict[str, float] = {}
 WARN_EVERY = 60.0
-
-
-def what_failed(exc: BaseException) -> str:
-    return next(name for kind, name in FAILURES if isinstance(exc, kind))
 
 
 def first_line(exc: BaseException) -> str:
@@ -83,8 +82,11 @@ def json_guard(view: Callable[..., Answer]) -> Callable[..., Answer | JsonRespon
     def guarded(request: HttpRequest, *args: Any, **kwargs: Any) -> Answer | JsonResponse:
         try:
             return view(request, *args, **kwargs)
-        except CAUGHT as exc:
-            message = f"{what_failed(exc)} is not answering; try again shortly."
+        except Exception as exc:
+            what = what_failed(exc)
+            if what is None:
+                raise
+            message = f"{what} is not answering; try again shortly."
             if not isinstance(exc, StoreUnavailable):  # the breaker logged that one
                 warn_once(f"{request.path} answered 503", exc)
             response = JsonResponse({"error": message, "field": None}, status=503)
@@ -109,5 +111,8 @@ class GuardedCommand(BaseCommand):
     def execute(self, *args: Any, **options: Any) -> Any:
         try:
             return super().execute(*args, **options)
-        except CAUGHT as exc:
-            raise CommandError(f"{what_failed(exc)} failed: {first_line(exc)}") from exc
+        except Exception as exc:
+            what = what_failed(exc)
+            if what is None:
+                raise
+            raise CommandError(f"{what} failed: {first_line(exc)}") from exc
