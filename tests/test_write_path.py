@@ -81,11 +81,12 @@ def step_back(user, seconds: float) -> None:  # type: ignore[no-untyped-def]
     """As if this process and the store had last seen ``user`` ``seconds`` ago."""
     from active_users.tracking import tracker
 
-    for known in tracker._known.values():
-        known[0] -= seconds
+    known = tracker._known
+    for key, (at, *presence) in known.items():
+        known[key] = (at - seconds, *presence)
     then = time.time() - seconds
     get_backend().remove_user(str(user.pk))  # Redis keeps the newest time of a touch
-    get_backend().touch_many([(presence, then) for _, presence in tracker._known.values()])
+    get_backend().touch_many([(Presence(*presence), then) for _, *presence in known.values()])
     assert stored_time(user) == pytest.approx(then, abs=0.01)
 
 
@@ -529,6 +530,25 @@ def test_the_buffer_is_written_when_the_process_exits(redis_settings) -> None:
                           capture_output=True, text=True, timeout=60)  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert get_backend().seen(["7"]) == {"7": pytest.approx(at)}
+
+
+def test_what_a_process_remembers_of_its_users_is_not_walked_by_the_garbage_collector(
+    make_user,
+) -> None:
+    # A full collection pauses every request of the process in flight for as long as it
+    # walks the heap: a thousand remembered users must not lengthen it.
+    import gc
+
+    from active_users.tracking import tracker
+
+    for name in ("one", "two", "three"):
+        browser = Client()
+        browser.force_login(make_user(name))
+        browser.get("/page/")
+    gc.collect()
+    gc.collect()  # a tuple is untracked once what it holds is
+    assert len(tracker._known) == 3
+    assert not any(gc.is_tracked(k) or gc.is_tracked(v) for k, v in tracker._known.items())
 
 
 DATABASE_SITE_SCRIPT = """

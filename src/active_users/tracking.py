@@ -99,8 +99,11 @@ Observed = tuple[Hashable, Presence]
 
 class Tracker:
     def __init__(self) -> None:
-        # What this process wrote or buffered lately: key -> [monotonic time, presence].
-        self._known: dict[Hashable, list[Any]] = {}
+        # What this process wrote or buffered lately: key -> (monotonic time, *presence).
+        # Plain tuples of strings and numbers, which Python's garbage collector stops
+        # tracking: what a process remembers of a thousand users adds nothing to the host's
+        # full collections, whose pauses every request in flight waits out.
+        self._known: dict[Hashable, tuple[float, str, str, str]] = {}
         self._policy: Policy | None = None
 
     @property
@@ -182,14 +185,15 @@ class Tracker:
             return True
         if age >= policy.known_for:
             return False
-        if buffer.add(known[1], time.time()):
-            known[0] = now
+        _, member, user_id, session = known
+        if buffer.add(Presence(member, user_id, session), time.time()):
+            self._known[key] = (now, member, user_id, session)
         return True
 
     def _remember(self, key: Hashable, presence: Presence) -> None:
         if len(self._known) >= MAX_REMEMBERED:
             self._known.clear()
-        self._known[key] = [time.monotonic(), presence]
+        self._known[key] = (time.monotonic(), presence.member, presence.user_id, presence.session)
 
     def _failed(self, key: Hashable, presence: Presence, exc: BaseException | None) -> None:
         """The store is failing: the buffer writes the touch when it answers again."""
