@@ -365,9 +365,10 @@ async def test_a_heartbeat_is_one_round_trip(site: Site, presence_redis) -> None
     watcher = threading.Thread(target=monitor, daemon=True)
     watcher.start()
     await asyncio.sleep(0.5)
-    beats = 20
+    beats = 15
     for _ in range(beats):
-        await asyncio.sleep(0.3)  # over half the 0.5 s heartbeat: none is ignored
+        # Well over half the 0.5 s heartbeat, also on a loaded machine: none is ignored.
+        await asyncio.sleep(0.4)
         await member.ws.send(json.dumps({"type": "heartbeat"}))
     await asyncio.sleep(0.5)
     stop.set()
