@@ -10,6 +10,7 @@ import subprocess
 import tempfile
 import time
 import uuid
+from typing import Any
 
 import redis
 
@@ -74,6 +75,12 @@ class RedisServer:
     def client(self) -> redis.Redis:
         return redis.Redis(port=self.port, socket_timeout=5)
 
+    def command(self, *args: Any) -> Any:
+        """One command, on a connection closed right after (one left to the garbage collector
+        fails whichever later test it is collected in, on its ResourceWarning)."""
+        with self.client() as client:
+            return client.execute_command(*args)
+
     def start(self) -> None:
         args = [
             redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1",
@@ -83,7 +90,7 @@ class RedisServer:
         deadline = time.monotonic() + 10
         while True:
             try:
-                self.client().ping()
+                self.command("PING")
                 return
             except redis.ConnectionError:
                 if time.monotonic() > deadline or self.process.poll() is not None:
@@ -123,14 +130,13 @@ class RedisCluster:
             per = 16384 // 3
             for n, node in enumerate(self.nodes):
                 end = 16384 if n == 2 else (n + 1) * per
-                node.client().execute_command("CLUSTER", "ADDSLOTS", *range(n * per, end))
-            first = self.nodes[0].client()
+                node.command("CLUSTER", "ADDSLOTS", *range(n * per, end))
             for node in self.nodes[1:]:
-                first.execute_command("CLUSTER", "MEET", "127.0.0.1", node.port)
+                self.nodes[0].command("CLUSTER", "MEET", "127.0.0.1", node.port)
             deadline = time.monotonic() + 20
             while not all(
-                b"cluster_state:ok" in node.client().execute_command("CLUSTER", "INFO")
-                and node.client().execute_command("CLUSTER", "INFO").count(b"cluster_known_nodes:3")
+                b"cluster_state:ok" in node.command("CLUSTER", "INFO")
+                and node.command("CLUSTER", "INFO").count(b"cluster_known_nodes:3")
                 for node in self.nodes
             ):
                 if time.monotonic() > deadline:

@@ -356,7 +356,7 @@ async def test_a_heartbeat_is_one_round_trip(site: Site, presence_redis) -> None
     stop = threading.Event()
 
     def monitor() -> None:  # every command Redis runs, in order, scripts' included
-        with presence_redis.client().monitor() as stream:
+        with presence_redis.client() as client, client.monitor() as stream:
             for command in stream.listen():
                 lines.append(command["command"])
                 if stop.is_set():
@@ -372,7 +372,8 @@ async def test_a_heartbeat_is_one_round_trip(site: Site, presence_redis) -> None
         await member.ws.send(json.dumps({"type": "heartbeat"}))
     await asyncio.sleep(0.5)
     stop.set()
-    await asyncio.to_thread(presence_redis.client().ping)  # lets the monitor see the stop
+    with presence_redis.client() as pinger:  # closed here, not by a later collection
+        await asyncio.to_thread(pinger.ping)  # lets the monitor see the stop
     watcher.join(5)
     calls, inside, current = 0, Counter[str](), False
     for line in lines:
