@@ -660,7 +660,8 @@ def render(results: dict[str, Any]) -> str:
     for server, rows in results["serve"].items():
         if server not in servers:
             continue
-        longer = sorted({(label.split(", ")[-1], row["seconds_per_run"]) for label, row in rows.items()
+        longer = sorted({(row.get("baseline", label).split(", ", 1)[1], row["seconds_per_run"])
+                         for label, row in rows.items()
                          if row.get("seconds_per_run", results.get("seconds_per_run"))
                          != results.get("seconds_per_run")})  # fmt: skip
         starts = {row["baseline"].split(", ", 1)[1]: row.get("rounds_per_start")
