@@ -130,6 +130,7 @@ class Bench:
         # A migrated database per subject and store, copied for each measurement: a worker
         # then starts on an up-to-date schema instead of migrating one from scratch.
         self.templates: dict[tuple[str, str], str] = {}
+        self.windows: list[tuple[str, float, float]] = []  # (label, start, end) of each run
 
     def close(self) -> None:
         self.redis.close()
@@ -187,7 +188,7 @@ class Bench:
         database, every user requested a few times, so that what is measured next is the
         steady state of a site whose users were already seen by each worker (a user's
         first request to a worker writes at once)."""
-        extra = {"BENCH_WSGI": 1, "BENCH_SESSIONS": "db"}
+        extra = {"BENCH_WSGI": 1, "BENCH_SESSIONS": "db", "BENCH_LABEL": label}
         if server == "asgi":
             extra["BENCH_ASGI"] = 1
         # One running server at a time uses the Redis server, emptied before it starts.
@@ -246,6 +247,7 @@ class Bench:
         reached = answered(lead_in.stdout)
         uneven: list[list[int]] = []
         while True:
+            start = time.time()
             run = subprocess.Popen([*wrk, f"-d{seconds}s"], stdout=subprocess.PIPE, text=True)
             time.sleep(1)
             split = connections_per_worker(served)
@@ -259,6 +261,7 @@ class Bench:
             if not split or min(split) >= even - UNEVEN_SLACK or len(uneven) + 1 >= UNEVEN_ATTEMPTS:
                 break
             uneven.append(split)
+        self.windows.append((served.label, start, time.time()))
         return {
             "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1]),  # type: ignore[index]
             "p99_ms": _ms(re.search(r"99%\s+([\d.]+\w+)", out)[1]),  # type: ignore[index]
@@ -273,7 +276,7 @@ class Bench:
         """The distinct active users in the store, and the users of its active entries,
         read by a process of its own."""
         env = {**served.env, "BENCH_TASK": "count"}
-        for name in ("BENCH_WSGI", "BENCH_SESSIONS", "BENCH_ASGI"):
+        for name in ("BENCH_WSGI", "BENCH_SESSIONS", "BENCH_ASGI", "BENCH_LABEL"):
             env.pop(name, None)
         done = subprocess.run([sys.executable, str(HERE / "worker.py")], env=env,
                               capture_output=True, text=True, check=True)  # fmt: skip
@@ -532,7 +535,17 @@ def main() -> None:
                         "installed, its tables in the file, no middleware)")  # fmt: skip
     parser.add_argument("--sqlite-journal", default="",
                         help="served runs: SQLite journal mode for every site, e.g. wal")  # fmt: skip
+    parser.add_argument("--probe", default="",
+                        help="served runs: each worker's garbage collections, event-loop lag "
+                        "and time in the application, written to this directory and summed "
+                        "up per subject (benchmarks/probe)")  # fmt: skip
     args = parser.parse_args()
+    if args.probe:
+        os.environ["BENCH_PROBE"] = str(Path(args.probe).resolve())
+        Path(args.probe).mkdir(parents=True, exist_ok=True)
+        os.environ["PYTHONPATH"] = os.pathsep.join(
+            filter(None, [str(HERE / "probe"), os.environ.get("PYTHONPATH")])
+        )
     redis_sizes = args.redis_sizes or ("10000" if args.quick else "10000,100000,1000000")
     db_sizes = args.db_sizes or ("10000" if args.quick else "10000,100000")
     seconds = args.seconds or (3 if args.quick else 5)
@@ -548,6 +561,8 @@ def main() -> None:
     saved = HERE / "results.json"
     if parts != {"request", "sizes", "serve"} and saved.exists():  # a partial run updates
         results = {**json.loads(saved.read_text()), "machine": results["machine"]}
+    if args.probe:  # figures taken with the probe on go beside its records, not to the docs
+        saved = Path(args.probe) / "results.json"
         results["command"] += f"; then {' '.join(sys.argv)}"
     # A partial run keeps the other parts' figures: each part names the machine it ran on.
     machines = results.setdefault("machines", {})
@@ -570,7 +585,7 @@ def main() -> None:
                 print(f"{label}: sizes", flush=True)
                 sizes = redis_sizes if store == "redis" else db_sizes
                 results["sizes"][label] = bench.worker(subject, store, "sizes", BENCH_SIZES=sizes)
-            (HERE / "results.json").write_text(json.dumps(results, indent=2))
+            saved.write_text(json.dumps(results, indent=2))
         if shutil.which("wrk") and "serve" in parts:
             results["serve"] = {k: v for k, v in results["serve"].items() if k in ("wsgi", "asgi")}
             results["rounds"], results["sqlite_journal"] = args.rounds, args.sqlite_journal
@@ -591,15 +606,63 @@ def main() -> None:
                 results["serve"].setdefault(server, {}).update(
                     serve_rounds(bench, server, blocks, users, seconds, args.rounds)
                 )
-                (HERE / "results.json").write_text(json.dumps(results, indent=2))
+                saved.write_text(json.dumps(results, indent=2))
     finally:
         bench.close()
+    if args.probe:
+        print(probe_summary(Path(args.probe), bench.windows))
     results["seconds"] = round(time.monotonic() - began)
-    (HERE / "results.json").write_text(json.dumps(results, indent=2))
+    saved.write_text(json.dumps(results, indent=2))
     report = render(results)
     print(report)
-    (ROOT / "docs" / "benchmarks.md").write_text(report)
-    plot(results)
+    if not args.probe:
+        (ROOT / "docs" / "benchmarks.md").write_text(report)
+        plot(results)
+
+
+def probe_summary(directory: Path, windows: list[tuple[str, float, float]]) -> str:
+    """Per subject, what its workers' probes (``benchmarks/probe``) recorded while its runs
+    were measured: garbage collections by generation, the event loop's lag, and the time
+    requests spent in the application."""
+
+    def share(values: list[float], q: float) -> float:
+        ordered = sorted(values)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
+
+    workers: dict[str, list[dict[str, Any]]] = {}
+    for path in directory.glob("[0-9]*.json"):  # one per worker, named by its pid
+        record = json.loads(path.read_text())
+        workers.setdefault(record["label"], []).append(record)
+    lines = []
+    for label, records in workers.items():
+        spans = [(a, b) for name, a, b in windows if name == label]
+        seconds = sum(b - a for a, b in spans) or 1.0
+
+        def measured(t: float, spans: list[tuple[float, float]] = spans) -> bool:
+            return any(a <= t <= b for a, b in spans)
+
+        pauses: dict[int, list[float]] = {0: [], 1: [], 2: []}
+        lag: list[float] = []
+        app: list[float] = []
+        for record in records:
+            for t, generation, pause in record["gc"]:
+                if measured(t):
+                    pauses[generation].append(pause * 1e3)
+            lag += [late * 1e3 for t, late in record["lag"] if measured(t)]
+            app += [spent * 1e3 for t, spent in record["requests"] if measured(t)]
+        lines.append(f"{label}: {len(records)} workers, {seconds:.0f} s measured, "
+                     f"{len(app) / seconds:.0f} requests/s, objects "
+                     + ", ".join(f"{r['objects']:,}" for r in records))  # fmt: skip
+        for generation, found in pauses.items():
+            lines.append(f"  collections of generation {generation}: "
+                         f"{len(found) / seconds:.1f}/s, mean {statistics.fmean(found or [0]):.2f} "
+                         f"ms, max {max(found or [0]):.1f} ms, {sum(found) / seconds:.1f} ms/s")  # fmt: skip
+        if lag:
+            lines.append(f"  event-loop lag: p50 {share(lag, .5):.2f}, p99 {share(lag, .99):.2f},"
+                         f" max {max(lag):.1f} ms")  # fmt: skip
+        lines.append(f"  in the application: p50 {share(app, .5):.2f}, p99 {share(app, .99):.2f}"
+                     f", p99.9 {share(app, .999):.1f} ms")  # fmt: skip
+    return "\n".join(lines)
 
 
 def machine() -> str:
