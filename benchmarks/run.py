@@ -644,7 +644,15 @@ def probe_summary(directory: Path, windows: list[tuple[str, float, float]]) -> s
         pauses: dict[int, list[float]] = {0: [], 1: [], 2: []}
         lag: list[float] = []
         app: list[float] = []
+        busy = served = 0.0  # CPU seconds and requests between samples inside the runs
         for record in records:
+            for a, b in spans:
+                inside = [(t, used) for t, used in record["cpu"] if a <= t <= b]
+                if len(inside) > 1:
+                    busy += inside[-1][1] - inside[0][1]
+                    served += sum(
+                        1 for t, _ in record["requests"] if inside[0][0] <= t < inside[-1][0]
+                    )
             for t, generation, pause in record["gc"]:
                 if measured(t):
                     pauses[generation].append(pause * 1e3)
@@ -662,6 +670,8 @@ def probe_summary(directory: Path, windows: list[tuple[str, float, float]]) -> s
                          f" max {max(lag):.1f} ms")  # fmt: skip
         lines.append(f"  in the application: p50 {share(app, .5):.2f}, p99 {share(app, .99):.2f}"
                      f", p99.9 {share(app, .999):.1f} ms")  # fmt: skip
+        if served:
+            lines.append(f"  CPU per request: {busy / served * 1e3:.2f} ms")
     return "\n".join(lines)
 
 

@@ -2,12 +2,13 @@
 
 ``run.py`` puts this directory on ``PYTHONPATH`` for the servers it starts, so every Python
 process of theirs imports this module first. A gunicorn worker then records each garbage
-collection (its generation and pause), each request's time inside the application and, under
-ASGI, the event loop's lag (a task that sleeps 2 ms at a time notes how late it wakes), and
-writes them to ``DIR/<pid>.json`` every few seconds (a uvicorn worker stopped by ``SIGTERM``
-ends without exit handlers) and at exit. ``run.py`` reads them back for the measured runs
-only (``probe_summary``). The probe costs every subject alike; its figures compare subjects,
-they are not throughput.
+collection (its generation and pause), each request's time inside the application, its own
+CPU time every hundred requests (or loop wake-ups) and, under ASGI, the event loop's lag (a
+task that sleeps 2 ms at a time notes how late it wakes), and writes them to
+``DIR/<pid>.json`` every few seconds (a uvicorn worker stopped by ``SIGTERM`` ends without
+exit handlers) and at exit. ``run.py`` reads them back for the measured runs only
+(``probe_summary``). The probe costs every subject alike; its figures compare subjects, they
+are not throughput.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ if os.environ.get("BENCH_PROBE") and os.environ.get("BENCH_WSGI"):
     collections: list[tuple[float, int, float]] = []  # (time, generation, pause s)
     lags: list[tuple[float, float]] = []  # (time, lateness s)
     requests: list[tuple[float, float]] = []  # (time, seconds in the application)
+    cpu: list[tuple[float, float]] = []  # (time, the process's CPU seconds so far)
     began: list[float] = [0.0]
     sampler: list[Any] = []
 
@@ -39,7 +41,7 @@ if os.environ.get("BENCH_PROBE") and os.environ.get("BENCH_WSGI"):
         if not requests:
             return  # the master, or a worker that served nothing
         record = {"label": os.environ.get("BENCH_LABEL", ""), "pid": os.getpid(),
-                  "gc": collections, "lag": lags, "requests": requests,
+                  "gc": collections, "lag": lags, "requests": requests, "cpu": cpu,
                   "objects": len(gc.get_objects())}  # fmt: skip
         path = os.path.join(os.environ["BENCH_PROBE"], f"{os.getpid()}.json")
         with open(path + ".tmp", "w") as out:
@@ -56,6 +58,8 @@ if os.environ.get("BENCH_PROBE") and os.environ.get("BENCH_WSGI"):
             start = time.perf_counter()
             await asyncio.sleep(0.002)
             lags.append((time.time(), time.perf_counter() - start - 0.002))
+            if len(lags) % 100 == 0:
+                cpu.append((time.time(), time.process_time()))
             if time.monotonic() - last_dump > 5:
                 dump()
                 last_dump = time.monotonic()
@@ -81,6 +85,8 @@ if os.environ.get("BENCH_PROBE") and os.environ.get("BENCH_WSGI"):
             return wsgi_call(self, environ, start_response)
         finally:
             requests.append((wall, time.perf_counter() - start))
+            if len(requests) % 100 == 0:
+                cpu.append((time.time(), time.process_time()))
             if len(requests) % 2000 == 0:
                 dump()
 
