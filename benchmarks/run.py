@@ -561,9 +561,9 @@ def main() -> None:
     saved = HERE / "results.json"
     if parts != {"request", "sizes", "serve"} and saved.exists():  # a partial run updates
         results = {**json.loads(saved.read_text()), "machine": results["machine"]}
+        results["command"] += f"; then {' '.join(sys.argv)}"
     if args.probe:  # figures taken with the probe on go beside its records, not to the docs
         saved = Path(args.probe) / "results.json"
-        results["command"] += f"; then {' '.join(sys.argv)}"
     # A partial run keeps the other parts' figures: each part names the machine it ran on.
     machines = results.setdefault("machines", {})
     for part in parts & {"request", "sizes", "serve"}:
@@ -630,8 +630,10 @@ def probe_summary(directory: Path, windows: list[tuple[str, float, float]]) -> s
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
 
     workers: dict[str, list[dict[str, Any]]] = {}
-    for path in directory.glob("[0-9]*.json"):  # one per worker, named by its pid
-        record = json.loads(path.read_text())
+    for path in directory.glob("[0-9]*.jsonl"):  # one per worker, named by its pid
+        parts = [json.loads(line) for line in path.read_text().splitlines()]
+        record = {**parts[-1], **{k: [x for p in parts for x in p[k]]
+                                  for k in ("gc", "lag", "requests", "cpu")}}  # fmt: skip
         workers.setdefault(record["label"], []).append(record)
     lines = []
     for label, records in workers.items():

@@ -4,8 +4,8 @@
 process of theirs imports this module first. A gunicorn worker then records each garbage
 collection (its generation and pause), each request's time inside the application, its own
 CPU time every hundred requests (or loop wake-ups) and, under ASGI, the event loop's lag (a
-task that sleeps 2 ms at a time notes how late it wakes), and writes them to
-``DIR/<pid>.json`` every few seconds (a uvicorn worker stopped by ``SIGTERM`` ends without
+task that sleeps 2 ms at a time notes how late it wakes), and appends what is new to
+``DIR/<pid>.jsonl`` every few seconds (a uvicorn worker stopped by ``SIGTERM`` ends without
 exit handlers) and at exit. ``run.py`` reads them back for the measured runs only
 (``probe_summary``). The probe costs every subject alike; its figures compare subjects, they
 are not throughput.
@@ -37,16 +37,20 @@ if os.environ.get("BENCH_PROBE") and os.environ.get("BENCH_WSGI"):
 
     gc.callbacks.append(on_collection)
 
+    written = {"gc": 0, "lag": 0, "requests": 0, "cpu": 0}  # entries already in the file
+
     def dump() -> None:
+        """Append what was recorded since the last call to this worker's file, one line."""
         if not requests:
             return  # the master, or a worker that served nothing
-        record = {"label": os.environ.get("BENCH_LABEL", ""), "pid": os.getpid(),
-                  "gc": collections, "lag": lags, "requests": requests, "cpu": cpu,
-                  "objects": len(gc.get_objects())}  # fmt: skip
-        path = os.path.join(os.environ["BENCH_PROBE"], f"{os.getpid()}.json")
-        with open(path + ".tmp", "w") as out:
-            json.dump(record, out)
-        os.replace(path + ".tmp", path)
+        found = {"gc": collections, "lag": lags, "requests": requests, "cpu": cpu}
+        line = {"label": os.environ.get("BENCH_LABEL", ""), "pid": os.getpid(),
+                "objects": len(gc.get_objects())}  # fmt: skip
+        for name, entries in found.items():
+            line[name], written[name] = entries[written[name] :], len(entries)
+        path = os.path.join(os.environ["BENCH_PROBE"], f"{os.getpid()}.jsonl")
+        with open(path, "a") as out:
+            out.write(json.dumps(line) + "\n")
 
     atexit.register(dump)
 
