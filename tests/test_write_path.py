@@ -140,6 +140,53 @@ def test_a_read_in_the_same_process_sees_the_buffered_refresh(client, make_user)
     assert len(buffer) == 0
 
 
+def lazy_user_request(user, loads: list[str], path: str = "/page/"):  # type: ignore[no-untyped-def]
+    """A request whose ``request.user`` is Django's lazy proxy, not read by the view yet."""
+    from django.test import RequestFactory
+    from django.utils.functional import SimpleLazyObject
+
+    def load():  # type: ignore[no-untyped-def]
+        loads.append(user.username)
+        return user
+
+    request = RequestFactory().get(path)
+    request.user = SimpleLazyObject(load)
+    return request
+
+
+@pytest.mark.usefixtures("backend_name")
+@override_settings(**REFRESH_EVERY_REQUEST)
+def test_a_user_the_view_never_read_is_loaded_once_and_counted(make_user) -> None:
+    from active_users.tracking import tracker
+
+    loads: list[str] = []
+    request = lazy_user_request(make_user("unread"), loads)
+    tracker.track(request)  # a first touch: loads the user through the proxy
+    assert loads == ["unread"]
+    assert api.get_active_users_count() == 1
+    tracker.track(lazy_user_request(make_user("read"), loads))
+    tracker.track(request)  # a refresh of the first
+    assert loads == ["unread", "read"]
+    assert len(buffer) == 1
+    assert api.get_active_users_count() == 2
+
+
+@pytest.mark.parametrize("backend_name", ["redis"], indirect=True)
+async def test_an_async_request_whose_user_was_never_read_is_counted(
+    backend_name, transactional_db
+) -> None:
+    from django.contrib.auth import get_user_model
+
+    from active_users.tracking import tracker
+
+    user = await get_user_model().objects.acreate(username=f"async-{uuid.uuid4().hex}")
+    loads: list[str] = []
+    await tracker.atrack(lazy_user_request(user, loads, "/async-page/"))
+    assert loads == [user.username]
+    assert await api.aget_active_users_count() == 1
+    await get_backend().aclose()  # type: ignore[attr-defined]
+
+
 @pytest.mark.usefixtures("backend_name")
 @override_settings(ACTIVE_USERS_KEY_EXPIRE=60, ACTIVE_USERS_TOUCH_INTERVAL=10)
 def test_a_flush_leaves_a_person_another_process_wrote_less_than_half_an_interval_before(

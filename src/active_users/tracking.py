@@ -129,7 +129,7 @@ class Tracker:
         policy = self.policy
         if policy.exclude_url is not None and policy.exclude_url.search(request.path):
             return None
-        user = getattr(request, "user", None)
+        user = _unwrapped(getattr(request, "user", None))
         if user is not None and user.is_authenticated:
             if policy.exclude_users and policy.excludes_user(user):
                 return None
@@ -260,6 +260,17 @@ class Tracker:
         if returning:  # receivers are sync code
             await sync_to_async(self._became_active)(request)
         background_work()
+
+
+def _unwrapped(user: Any) -> Any:
+    """The user behind ``request.user``, loaded if it was not yet. Django's lazy proxy
+    costs about a microsecond an attribute (each read raises and catches an
+    ``AttributeError`` inside it): two reads were most of a steady request's time here."""
+    if isinstance(user, LazyObject):
+        if user._wrapped is empty:
+            user._setup()
+        return user._wrapped
+    return user
 
 
 tracker = Tracker()
