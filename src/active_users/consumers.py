@@ -11,8 +11,11 @@ Messages sent to the client (JSON): ``presence.state`` on joining (``count``, ``
 the room is small, ``heartbeat`` seconds); then ``presence.join`` / ``presence.leave``
 (``user``, ``count``) in rooms of up to ``ACTIVE_USERS_PRESENCE_LIST_LIMIT`` people, or a
 ``presence.count`` (``count``) at most every ``ACTIVE_USERS_PRESENCE_COUNT_INTERVAL``
-seconds in larger ones; ``presence.token`` (``token``, ``max_age``) on joining and then
-every third of ``ACTIVE_USERS_PRESENCE_TOKEN_MAX_AGE``, a fresh token for reconnecting.
+seconds in larger ones; ``presence.state`` again, at most once a heartbeat, when a heartbeat
+finds the room's count is not the last one the connection was told (the channel layer
+delivers at most once: an event it lost is made good within a heartbeat); ``presence.token``
+(``token``, ``max_age``) on joining and then every third of
+``ACTIVE_USERS_PRESENCE_TOKEN_MAX_AGE``, a fresh token for reconnecting.
 Anonymous connections get no names unless ``ACTIVE_USERS_PRESENCE_SHOW_NAMES_TO_ANONYMOUS``.
 The client sends ``{"type": "heartbeat"}`` every ``heartbeat`` seconds; a connection silent
 for ``ACTIVE_USERS_PRESENCE_TIMEOUT`` seconds is swept. A message that is not JSON text
@@ -166,6 +169,8 @@ class PresenceMixin:
     _presence_allowed: str | None = None
     _presence_names = False
     _presence_token_at: float | None = None
+    #: The room's count as this connection was last told it (state, join, leave, count).
+    _presence_told: int | None = None
 
     def get_presence_token(self) -> str | None:
         """The room token this connection presents: the ``token`` query parameter."""
@@ -233,7 +238,7 @@ class PresenceMixin:
         try:
             if self.channel_layer is not None:
                 await self.channel_layer.group_add(group_name(room), self.channel_name)
-            change = await self._presence("join", quiet=False)
+            change = await self._join()
         except Exception as exc:  # the rooms' Redis or the channel layer: tell, and close
             _warn(exc)
             self.presence_room = None
@@ -241,20 +246,25 @@ class PresenceMixin:
                                       "error": "Presence is not available right now."})  # fmt: skip
             await self.close(code=1013)  # type: ignore[attr-defined]  # try again later
             return Change()
-        large = change.present > conf.PRESENCE_LIST_LIMIT
+        await self.send_presence_state(room, change.present)
+        if self.get_presence_token() is not None:
+            await self.renew_presence_token()
+        return change
+
+    async def send_presence_state(self, room: str, count: int) -> None:
+        """Send the client the room as it is: ``count``, and who is there when the room is
+        small and this connection is shown names."""
         users = None
-        if not large and self._presence_names:
+        if count <= conf.PRESENCE_LIST_LIMIT and self._presence_names:
             try:
                 users = await get_store().apeople(room)
             except Exception as exc:
                 _warn(exc)
         await self.send_presence({
-            "type": "presence.state", "room": room, "count": change.present,
+            "type": "presence.state", "room": room, "count": count,
             "users": users, "heartbeat": conf.PRESENCE_HEARTBEAT,
         })  # fmt: skip
-        if self.get_presence_token() is not None:
-            await self.renew_presence_token()
-        return change
+        self._presence_told = count
 
     async def renew_presence_token(self) -> None:
         """Send the client a fresh room token, for reconnecting after the one it came with
@@ -273,14 +283,23 @@ class PresenceMixin:
             await self.send_presence({"type": "presence.token", "token": token, "max_age": max_age})
 
     async def refresh_presence(self) -> None:
-        """A heartbeat: keep this connection (and its user, in the active store) present.
-        Heartbeats closer together than half the heartbeat period are ignored."""
-        if self.presence_room is None:
+        """A heartbeat: keep this connection (and its user, in the active store) present,
+        and send the client the room's state again when its count is not the one the client
+        was last told (an event the channel layer lost). Heartbeats closer together than
+        half the heartbeat period are ignored."""
+        room = self.presence_room
+        if room is None:
             return
         now = time.monotonic()
         if now - self._presence_refreshed < conf.PRESENCE_HEARTBEAT / 2:
             return
-        await self._presence("join")
+        try:
+            change = await self._join()
+        except Exception as exc:
+            _warn(exc)
+        else:  # what this heartbeat changed (a sweep's leaves) reaches everyone as events
+            if not (change.joined or change.left) and change.present != self._presence_told:
+                await self.send_presence_state(room, change.present)
         issued = self._presence_token_at
         if issued is not None and now - issued >= conf.PRESENCE_TOKEN_MAX_AGE / 3:
             await self.renew_presence_token()
@@ -302,20 +321,16 @@ class PresenceMixin:
             return
         _spawn(sweep_later(room, conf.PRESENCE_GRACE + 0.05))
 
-    async def _presence(self, op: str, quiet: bool = True) -> Change:
+    async def _join(self) -> Change:
+        """Put (or keep) this connection in its room, announce what changed and keep its
+        user active. Raises what the rooms' store or the channel layer raises."""
         room = self.presence_room
         assert room is not None
         self._presence_refreshed = time.monotonic()
-        try:
-            change = await get_store().arun(
-                op, room, self.channel_name, self._presence_person, self._presence_info
-            )
-            await announce(room, change, (self._presence_person, self._presence_info))
-        except Exception as exc:
-            if not quiet:
-                raise
-            _warn(exc)
-            return Change()
+        change = await get_store().arun(
+            "join", room, self.channel_name, self._presence_person, self._presence_info
+        )
+        await announce(room, change, (self._presence_person, self._presence_info))
         await tracker.atrack(request_from_scope(self.scope))  # never raises
         return change
 
@@ -325,12 +340,15 @@ class PresenceMixin:
     # Channel-layer events, forwarded to the client (without who, to those not shown names).
     async def presence_join(self, event: dict[str, Any]) -> None:
         await self.send_presence(event if self._presence_names else _unnamed(event))
+        self._presence_told = event["count"]
 
     async def presence_leave(self, event: dict[str, Any]) -> None:
         await self.send_presence(event if self._presence_names else _unnamed(event))
+        self._presence_told = event["count"]
 
     async def presence_count(self, event: dict[str, Any]) -> None:
         await self.send_presence(event)
+        self._presence_told = event["count"]
 
     async def presence_erased(self, event: dict[str, Any]) -> None:
         """This connection's user was erased (``erasure.erase_user``): already out of the
