@@ -559,9 +559,12 @@ def main() -> None:
                                "request": {}, "sizes": {}, "serve": {}, "writes": {}}  # fmt: skip
     parts = set(args.parts.split(","))
     saved = HERE / "results.json"
+    earlier: list[int] | None = None
     if parts != {"request", "sizes", "serve"} and saved.exists():  # a partial run updates
         results = {**json.loads(saved.read_text()), "machine": results["machine"]}
         results["command"] += f"; then {' '.join(sys.argv)}"
+        took = results.get("seconds")  # one figure per command, in the command's order
+        earlier = [took] if isinstance(took, int) else list(took or [])
     if args.probe:  # figures taken with the probe on go beside its records, not to the docs
         saved = Path(args.probe) / "results.json"
     # A partial run keeps the other parts' figures: each part names the machine it ran on.
@@ -611,7 +614,8 @@ def main() -> None:
         bench.close()
     if args.probe:
         print(probe_summary(Path(args.probe), bench.windows))
-    results["seconds"] = round(time.monotonic() - began)
+    took = round(time.monotonic() - began)
+    results["seconds"] = took if earlier is None else [*earlier, took]
     saved.write_text(json.dumps(results, indent=2))
     report = render(results)
     print(report)
@@ -683,6 +687,13 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()}"
 
 
+def took_text(seconds: int | list[int]) -> str:
+    """How long the command took, or each of the commands: "4,786 s, then 135 s"."""
+    return ", then ".join(
+        f"{took:,} s" for took in ([seconds] if isinstance(seconds, int) else seconds)
+    )
+
+
 def render(results: dict[str, Any]) -> str:
     machines = results.get("machines", {})
     if len(set(machines.values())) > 1:
@@ -694,7 +705,7 @@ def render(results: dict[str, Any]) -> str:
         machine_line = f"Machine: {results['machine']}"
     lines = ["# Benchmarks", "", f"{machine_line}.", "",
              f"Command: `{results['command'].replace(str(ROOT) + '/', '')}`"
-             + (f" (took {results['seconds']} s)." if results.get("seconds") else ""), "",
+             + (f" (took {took_text(results['seconds'])})." if results.get("seconds") else ""), "",
              "## Per request, through Django's WSGI handler",
              "", "Session and authentication middleware, signed-cookie sessions, 1,000 distinct "
              "logged-in users (300 in a quick run), a view that reads `request.user`. Medians over blocks of "
