@@ -239,13 +239,14 @@ class Member:
                 raise AssertionError(f"no {kind} came{closed}; got {self.messages[-5:]}")
             await asyncio.sleep(0.02)
 
-    async def wait_count(self, count: int, timeout: float = 10.0) -> dict[str, Any]:
-        """The first message telling the room's count is ``count``: an event, or the state a
-        heartbeat sends again when the channel layer lost the event (it delivers at most once)."""
+    async def wait_count(self, count: int, timeout: float = 10.0, since: int = 0) -> dict[str, Any]:
+        """The first message from message ``since`` on telling the room's count is ``count``:
+        an event, or the state a heartbeat sends again when the channel layer lost the event
+        (it delivers at most once)."""
         counted = ("presence.join", "presence.leave", "presence.count", "presence.state")
         deadline = time.monotonic() + timeout
         while True:
-            for message in self.messages:
+            for message in self.messages[since:]:
                 if message["type"] in counted and message["count"] == count:
                     return message
             if time.monotonic() > deadline:
@@ -470,11 +471,14 @@ async def test_a_room_of_1000_connections_stays_within_the_count_throttle(big_si
     assert len(counts) <= elapsed / 1.0 + 2  # at most one per interval, plus the trailing one
     with big_site.settings():
         assert present_count(room) == 1001
-    closing = time.monotonic()
+    closing, since = time.monotonic(), len(watcher.messages)
     await asyncio.gather(*(member.close() for member in crowd))
     # Back under the list limit, leaves come as presence.leave events again, with the count.
-    # (A leave that did not reach Redis in a burst is swept at the 15 s heartbeat deadline.)
-    await watcher.wait("presence.leave", lambda m: m["count"] == 1, timeout=25)
+    # (A leave that did not reach Redis in a burst is swept at the 15 s heartbeat deadline;
+    # a thousand sockets closing on the watcher's server can make the layer lose the last
+    # event, which the watcher's next heartbeat makes good.)
+    await watcher.wait_count(1, timeout=25, since=since)
+    assert any(m["count"] <= 50 for m in watcher.seen("presence.leave"))
     print(
         f"the room was down to the watcher {time.monotonic() - closing:.1f} s after the "
         "1,000 closed (grace 1 s)"
