@@ -229,28 +229,27 @@ class Member:
     async def wait(self, kind: str, where: Callable[[dict[str, Any]], bool] = lambda m: True,
                    timeout: float = 10.0, since: int = 0) -> dict[str, Any]:  # fmt: skip
         """The first message of ``kind`` for which ``where`` holds, from message ``since`` on."""
-        deadline = time.monotonic() + timeout
-        while True:
-            for message in self.messages[since:]:
-                if message["type"] == kind and where(message):
-                    return message
-            if time.monotonic() > deadline:
-                closed = f", the socket closed ({self.ws.close_code})" if self.reader.done() else ""
-                raise AssertionError(f"no {kind} came{closed}; got {self.messages[-5:]}")
-            await asyncio.sleep(0.02)
+        return await self._first(lambda m: m["type"] == kind and where(m), f"no {kind} came",
+                                 timeout, since)  # fmt: skip
 
     async def wait_count(self, count: int, timeout: float = 10.0, since: int = 0) -> dict[str, Any]:
         """The first message from message ``since`` on telling the room's count is ``count``:
         an event, or the state a heartbeat sends again when the channel layer lost the event
         (it delivers at most once)."""
         counted = ("presence.join", "presence.leave", "presence.count", "presence.state")
+        return await self._first(lambda m: m["type"] in counted and m["count"] == count,
+                                 f"the count never read {count}", timeout, since)  # fmt: skip
+
+    async def _first(self, match: Callable[[dict[str, Any]], bool], missing: str,
+                     timeout: float, since: int) -> dict[str, Any]:  # fmt: skip
         deadline = time.monotonic() + timeout
         while True:
             for message in self.messages[since:]:
-                if message["type"] in counted and message["count"] == count:
+                if match(message):
                     return message
             if time.monotonic() > deadline:
-                raise AssertionError(f"the count never read {count}; got {self.messages[-5:]}")
+                closed = f", the socket closed ({self.ws.close_code})" if self.reader.done() else ""
+                raise AssertionError(f"{missing}{closed}; got {self.messages[-5:]}")
             await asyncio.sleep(0.02)
 
     async def close(self) -> None:

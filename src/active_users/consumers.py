@@ -337,17 +337,20 @@ class PresenceMixin:
     async def send_presence(self, message: dict[str, Any]) -> None:
         await self.send(text_data=json.dumps(message, ensure_ascii=False))  # type: ignore[attr-defined]
 
-    # Channel-layer events, forwarded to the client (without who, to those not shown names).
+    # Channel-layer events, forwarded to the client.
     async def presence_join(self, event: dict[str, Any]) -> None:
-        await self.send_presence(event if self._presence_names else _unnamed(event))
-        self._presence_told = event["count"]
+        await self._tell(event)
 
     async def presence_leave(self, event: dict[str, Any]) -> None:
-        await self.send_presence(event if self._presence_names else _unnamed(event))
-        self._presence_told = event["count"]
+        await self._tell(event)
 
     async def presence_count(self, event: dict[str, Any]) -> None:
-        await self.send_presence(event)
+        await self._tell(event)
+
+    async def _tell(self, event: dict[str, Any]) -> None:
+        """Send the client a room event (without who, when it is not shown names) and note
+        the count it now knows."""
+        await self.send_presence(event if self._presence_names else _unnamed(event))
         self._presence_told = event["count"]
 
     async def presence_erased(self, event: dict[str, Any]) -> None:
